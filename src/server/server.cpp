@@ -1,0 +1,214 @@
+#include "portier/server/server.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "portier/config/config.hpp"
+#include "portier/net/asio.hpp"
+#include "portier/net/resolve.hpp"
+#include "portier/observe/access_log.hpp"
+#include "portier/session/worker.hpp"
+
+namespace portier::server {
+namespace {
+
+using net::tcp;
+
+struct BoundAddress {
+  std::string listener;
+  tcp::endpoint endpoint;
+};
+
+struct Worker {
+  asio::io_context io{1};
+  session::WorkerContext ctx;
+  std::vector<std::pair<tcp::acceptor, std::string>> acceptors;
+  std::thread thread;
+};
+
+tcp::acceptor open_acceptor(asio::io_context& io, const tcp::endpoint& ep) {
+  tcp::acceptor acc(io);
+  acc.open(ep.protocol());
+  acc.set_option(tcp::acceptor::reuse_address(true));
+  int one = 1;
+  if (::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    throw std::system_error(errno, std::system_category(), "SO_REUSEPORT");
+  if (ep.protocol() == tcp::v6()) acc.set_option(asio::ip::v6_only(true));
+  acc.bind(ep);
+  acc.listen(asio::socket_base::max_listen_connections);
+  return acc;
+}
+
+net::awaitable<void> accept_loop(tcp::acceptor& acc, const std::string& listener, session::WorkerContext& ctx) {
+  auto ex = co_await asio::this_coro::executor;
+  for (;;) {
+    auto [ec, sock] = co_await acc.async_accept(net::nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
+      // Out of descriptors or memory: back off briefly instead of spinning on the error.
+      std::cerr << "portier: warning: accept on " << listener << ": " << ec.message() << "\n";
+      asio::steady_timer t(ex, std::chrono::milliseconds(100));
+      co_await t.async_wait(net::nothrow);
+      continue;
+    }
+    asio::co_spawn(ex, session::run_session(std::move(sock), listener, ctx), asio::detached);
+  }
+}
+
+net::awaitable<void> pool_sweeper(session::WorkerContext& ctx) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  while (!ctx.draining) {
+    t.expires_after(std::chrono::seconds(5));
+    co_await t.async_wait(net::nothrow);
+    ctx.pool.sweep();
+  }
+}
+
+// Stop accepting, let connections finish within the grace period, then cut what is left.
+net::awaitable<void> drain(Worker& w, std::chrono::milliseconds grace) {
+  for (auto& [acc, name] : w.acceptors) {
+    std::error_code ignored;
+    acc.close(ignored);
+  }
+  w.ctx.begin_drain();
+  w.ctx.pool.clear();
+  asio::steady_timer t(w.io);
+  auto deadline = net::Clock::now() + grace;
+  while (w.ctx.sessions.size() > 0 && net::Clock::now() < deadline) {
+    t.expires_after(std::chrono::milliseconds(20));
+    co_await t.async_wait(net::nothrow);
+  }
+  if (w.ctx.sessions.size() > 0) {
+    w.ctx.abort_all();
+    auto hard = net::Clock::now() + std::chrono::seconds(2);
+    while (w.ctx.sessions.size() > 0 && net::Clock::now() < hard) {
+      t.expires_after(std::chrono::milliseconds(10));
+      co_await t.async_wait(net::nothrow);
+    }
+  }
+  w.ctx.pool.clear();
+  w.io.stop();
+}
+
+unsigned worker_count(const config::Config& c) {
+  if (c.workers > 0) return c.workers;
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+std::size_t address_count(const config::Config& c) {
+  std::size_t n = 0;
+  for (const auto& l : c.listeners) n += l.listen.size();
+  return n;
+}
+
+}  // namespace
+
+int check(const std::string& config_path) {
+  auto loaded = config::load_config_file(config_path);
+  if (!loaded.errors.empty()) {
+    for (const auto& e : loaded.errors) std::cerr << config::format_error(e) << "\n";
+    std::cerr << "portier: config " << config_path << " has " << loaded.errors.size() << " error(s)\n";
+    return 1;
+  }
+  const auto& c = *loaded.config;
+  std::cout << "portier: config " << config_path << " is valid: " << c.listeners.size() << " listener(s), "
+            << address_count(c) << " address(es), " << worker_count(c) << " worker(s)\n";
+  return 0;
+}
+
+int run(const std::string& config_path) {
+  auto loaded = config::load_config_file(config_path);
+  if (!loaded.errors.empty()) {
+    for (const auto& e : loaded.errors) std::cerr << config::format_error(e) << "\n";
+    return 1;
+  }
+  auto snapshot = config::compile(std::move(*loaded.config));
+  const auto& cfg = snapshot->config;
+
+  std::string log_error;
+  auto access_log = observe::AccessLog::open(cfg.access_log.path, &log_error);
+  if (!log_error.empty()) {
+    std::cerr << "portier: " << log_error << "\n";
+    return 1;
+  }
+
+  // Signals are taken synchronously by the main thread; workers never see them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const unsigned n = worker_count(cfg);
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::random_device rd;
+  for (unsigned i = 0; i < n; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->ctx.index = i;
+    w->ctx.worker_count = n;
+    w->ctx.snapshot = snapshot;
+    w->ctx.access_log = &access_log;
+    w->ctx.request_seed = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+    w->ctx.pool.set_limits(upstream::PoolLimits{cfg.origin_pool.max_idle_per_host, cfg.origin_pool.max_idle_total,
+                                                cfg.origin_pool.idle});
+    workers.push_back(std::move(w));
+  }
+
+  // Bind every address on every worker. Port 0 is resolved by the first bind and shared by the rest.
+  try {
+    for (const auto& l : cfg.listeners) {
+      for (const auto& a : l.listen) {
+        tcp::endpoint ep(net::to_asio(a.ip), a.port);
+        for (auto& w : workers) {
+          auto acc = open_acceptor(w->io, ep);
+          if (ep.port() == 0) ep = acc.local_endpoint();
+          w->acceptors.emplace_back(std::move(acc), l.name);
+        }
+        std::cerr << "portier: listener " << l.name << " listening on " << net::endpoint_string(ep) << "\n";
+      }
+    }
+  } catch (const std::system_error& e) {
+    std::cerr << "portier: cannot listen: " << e.what() << "\n";
+    return 1;
+  }
+
+  for (auto& w : workers) {
+    for (auto& [acc, name] : w->acceptors) asio::co_spawn(w->io, accept_loop(acc, name, w->ctx), asio::detached);
+    asio::co_spawn(w->io, pool_sweeper(w->ctx), asio::detached);
+    Worker* raw = w.get();
+    raw->thread = std::thread([raw] {
+      auto guard = asio::make_work_guard(raw->io);
+      raw->io.run();
+    });
+  }
+  std::cerr << "portier: ready (" << n << " worker(s))\n";
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGTERM || sig == SIGINT) {
+      std::cerr << "portier: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": draining (grace "
+                << cfg.timeouts.shutdown_grace.count() << " ms)\n";
+      break;
+    }
+    if (sig == SIGHUP) std::cerr << "portier: SIGHUP: reload is not supported yet; restart to apply changes\n";
+  }
+
+  for (auto& w : workers) {
+    Worker* raw = w.get();
+    asio::co_spawn(raw->io, drain(*raw, cfg.timeouts.shutdown_grace), asio::detached);
+  }
+  for (auto& w : workers) w->thread.join();
+  std::cerr << "portier: stopped\n";
+  return 0;
+}
+
+}  // namespace portier::server

@@ -1,0 +1,302 @@
+// Absolute-form forwarding: origin-form request to the origin over a pooled or fresh connection,
+// bodies streamed both ways (never buffered whole), keep-alive on both sides when both allow it.
+#include "portier/upstream/direct.hpp"
+#include "session_impl.hpp"
+
+namespace portier::session {
+
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr std::string_view kNotAProxyRequest =
+    "this is a forward proxy: send absolute-form requests (GET http://host/path HTTP/1.1) or CONNECT host:port";
+
+}  // namespace
+
+net::awaitable<bool> Session::handle_forward() {
+  auto& head = req_.request();
+  rec_.decision = "forward";
+  const bool has_body = head.has_body;
+  head_request_ = head.method == "HEAD";
+  client_http10_ = head.version_major == 1 && head.version_minor == 0;
+
+  auto refuse = [&](const Error& e) -> net::awaitable<bool> {
+    rec_.decision = "error";
+    co_await answer_error(e, false);
+    finish_record();
+    co_return false;
+  };
+
+  auto form = http::classify_target(head.method, head.target);
+  if (form != http::TargetForm::absolute) {
+    co_return co_await refuse(Error{errc::not_a_proxy_request, Side::downstream, std::string(kNotAProxyRequest)});
+  }
+  auto url = http::parse_absolute_url(head.target);
+  if (!url) co_return co_await refuse(url.error());
+  if (url->scheme != "http") {
+    co_return co_await refuse(Error{errc::bad_request, Side::downstream,
+                                    "only http:// URLs are forwarded; clients reach https:// through CONNECT"});
+  }
+  rec_.target = url->authority.to_string();
+  rec_.path = url->path;
+  if (snap_->config.access_log.log_query && url->has_query) {
+    rec_.path += '?';
+    rec_.path += url->query;
+  }
+
+  policy::RequestFacts facts;
+  facts.listener = listener_;
+  facts.client = client_ip_;
+  facts.method = head.method;
+  facts.host = url->authority.host;
+  facts.port = url->authority.port;
+  facts.path = url->path;
+  facts.now_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(rec_.start.time_since_epoch()).count();
+  auto decision = policy::decide(facts, snap_->policy);
+  if (auto* deny = std::get_if<policy::Deny>(&decision)) {
+    rec_.decision = "deny";
+    rec_.rule = deny->rule;
+    rec_.error = deny->reason;
+    // The body was not read: only a request without one leaves the connection usable.
+    bool keep = !has_body && head.keep_alive && finish_request_without_body();
+    co_await answer(deny->status, deny->reason, keep);
+    finish_record();
+    co_return keep;
+  }
+
+  // What goes to the origin.
+  http::prepare_origin_request(head, *url, forward_options());
+  std::string head_bytes;
+  http::write_request_head(head_bytes, head.method, head.target, head.headers);
+  const std::string key = rec_.target;
+
+  for (int attempt = 0;; ++attempt) {
+    bool reused = false;
+    if (auto idle = ctx_.pool.acquire(key)) {
+      up_.emplace(std::move(*idle));
+      reused = true;
+    } else {
+      upstream::DirectOptions opt{guard(), timeouts().connect};
+      auto connected = co_await upstream::connect_direct(url->authority.host, url->authority.port, opt);
+      if (!connected) {
+        bool keep = !has_body && head.keep_alive && finish_request_without_body();
+        co_await answer_error(connected.error(), keep);
+        finish_record();
+        co_return keep;
+      }
+      up_.emplace(std::move(*connected));
+    }
+    rec_.upstream = net::endpoint_string(up_->peer);
+
+    bool answered = false;
+    auto result = co_await exchange(head_bytes, reused && attempt == 0 && !has_body, answered);
+    if (result == Exchange::retry_fresh) {
+      up_.reset();
+      continue;  // a pooled connection the origin had closed: once more on a fresh one
+    }
+    if (upstream_reusable_ && up_) ctx_.pool.release(key, std::move(*up_));
+    up_.reset();
+    resp_.reset();
+    ubuf_.consume(ubuf_.size());
+    ubuf_.release_if_empty();
+    finish_record();
+    co_return result == Exchange::keep_alive;
+  }
+}
+
+// Consumes the (empty) rest of a request without a body, so the parser is at the next request.
+bool Session::finish_request_without_body() {
+  if (request_complete_) return true;
+  auto r = req_.feed(cbuf_.readable());
+  if (!r || r->stop != http::Stop::message_complete) return false;
+  cbuf_.consume(r->consumed);
+  request_complete_ = true;
+  return true;
+}
+
+net::awaitable<Session::Exchange> Session::exchange(const std::string& head_bytes, bool may_retry, bool& answered) {
+  const auto& head = req_.request();
+  request_body_done_ = !head.has_body;
+  response_head_sent_ = false;
+  response_done_ = false;
+  response_until_close_ = false;
+  upstream_reusable_ = false;
+  dechunk_ = false;
+  upstream_bytes_in_ = 0;
+  client_keep_alive_ = head.keep_alive && !stopping_ && !ctx_.draining;
+  if (!resp_) resp_.emplace(http::Parser::Kind::response, snap_->config.limits);
+  if (!head.has_body && !finish_request_without_body()) {
+    client_keep_alive_ = false;
+  }
+
+  deadline_.arm(net::Phase::upstream_write, timeouts().response);
+  auto wrote = co_await write_upstream(head_bytes);
+  Result<void> outcome = Result<void>{};
+  if (!wrote) {
+    outcome = wrote;
+  } else if (!head.has_body) {
+    outcome = co_await relay_response();
+  } else {
+    // The origin may answer before the body is complete (an early 413, or 100 Continue first), so
+    // the body and the response run side by side; whichever fails first stops the other.
+    auto both = co_await (send_request_body_then_park() || relay_response());
+    if (both.index() == 0) {
+      outcome = std::get<0>(std::move(both));
+    } else {
+      outcome = std::get<1>(std::move(both));
+      if (outcome && !request_body_done_) client_keep_alive_ = false;  // rest of the body is unread
+    }
+  }
+
+  if (!outcome) {
+    const Error& e = outcome.error();
+    if (may_retry && upstream_bytes_in_ == 0 && !response_head_sent_ && e.side == Side::upstream &&
+        (e.is(errc::upstream_closed))) {
+      co_return Exchange::retry_fresh;
+    }
+    rec_.error = e.describe();
+    if (!response_head_sent_) {
+      answered = true;
+      co_await answer_error(e, false);
+    }
+    co_return Exchange::close;
+  }
+  upstream_reusable_ = upstream_reusable_ && request_body_done_ && response_done_ && !response_until_close_;
+  if (!request_body_done_ || response_until_close_ || dechunk_) client_keep_alive_ = false;
+  co_return client_keep_alive_ ? Exchange::keep_alive : Exchange::close;
+}
+
+net::awaitable<Result<void>> Session::send_request_body() {
+  for (;;) {
+    if (!cbuf_.empty()) {
+      auto r = req_.feed(cbuf_.readable());
+      if (!r) co_return r.error();
+      std::string_view raw = cbuf_.readable().substr(0, r->consumed);
+      if (!raw.empty()) {
+        deadline_.touch(timeouts().response);
+        auto w = co_await write_upstream(raw);
+        if (!w) co_return w;
+        rec_.bytes_up += raw.size();
+      }
+      cbuf_.consume(r->consumed);
+      if (r->stop == http::Stop::message_complete) {
+        request_body_done_ = true;
+        request_complete_ = true;
+        co_return Result<void>{};
+      }
+      if (!cbuf_.empty()) continue;
+    }
+    auto [p, cap] = cbuf_.writable();
+    auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, cap), net::nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted && deadline_.expired() != net::Phase::none)
+        co_return Error{errc::request_timeout, Side::downstream, "the request body stalled"};
+      co_return Error{errc::client_closed, Side::downstream, "client closed during the request body"};
+    }
+    deadline_.touch(timeouts().response);
+    cbuf_.commit(n);
+  }
+}
+
+net::awaitable<Result<void>> Session::send_request_body_then_park() {
+  auto r = co_await send_request_body();
+  if (!r) co_return r;
+  // Done: wait (cancellably) for the response side, which decides when this exchange ends.
+  asio::steady_timer park(client_.get_executor(), net::Clock::time_point::max());
+  co_await park.async_wait(net::nothrow);
+  co_return Result<void>{};
+}
+
+net::awaitable<Result<void>> Session::relay_response() {
+  auto& rp = *resp_;
+  rp.expect_head_response(head_request_);
+  const auto fopt = forward_options();
+  bool final_head = false;
+  for (;;) {
+    if (ubuf_.empty()) {
+      auto [p, cap] = ubuf_.writable();
+      deadline_.arm(net::Phase::upstream_response, timeouts().response);
+      auto [ec, n] = co_await up_->socket.async_read_some(asio::buffer(p, cap), net::nothrow);
+      if (ec) {
+        if (ec == asio::error::eof) {
+          auto fin = rp.finish();
+          if (fin && fin->stop == http::Stop::message_complete && final_head) {
+            response_done_ = true;
+            response_until_close_ = true;
+            co_return Result<void>{};
+          }
+          co_return Error{errc::upstream_closed, Side::upstream,
+                          upstream_bytes_in_ == 0 ? "the origin closed the connection without a response"
+                                                  : "the origin closed the connection mid-response"};
+        }
+        if (ec == asio::error::operation_aborted && deadline_.expired() != net::Phase::none) {
+          if (!request_body_done_ && deadline_.expired() != net::Phase::upstream_response)
+            co_return Error{errc::request_timeout, Side::downstream, "the request body stalled"};
+          co_return Error{errc::upstream_timeout, Side::upstream, "no response from the origin in time"};
+        }
+        co_return Error{errc::upstream_closed, Side::upstream, "reading the response: " + ec.message()};
+      }
+      ubuf_.commit(n);
+      upstream_bytes_in_ += n;
+    }
+
+    auto r = rp.feed(ubuf_.readable());
+    if (!r) co_return Error{errc::upstream_bad_response, Side::upstream, r.error().context};
+    const std::size_t consumed = r->consumed;
+
+    if (r->stop == http::Stop::head || r->stop == http::Stop::upgrade) {
+      auto& h = rp.response();
+      ubuf_.consume(consumed);
+      if (h.status == 101 || r->stop == http::Stop::upgrade) {
+        co_return Error{errc::upstream_bad_response, Side::upstream, "unexpected protocol upgrade from the origin"};
+      }
+      out_.clear();
+      if (h.status < 200) {  // interim (100 Continue, 103): pass on, the final response follows
+        http::strip_hop_by_hop(h.headers);
+        http::write_response_head(out_, h.status, h.reason, h.headers);
+        if (auto w = co_await write_client(out_); !w) co_return w;
+        continue;
+      }
+      final_head = true;
+      rec_.status = h.status;
+      response_until_close_ = h.body_until_close;
+      dechunk_ = client_http10_ && h.chunked;  // an HTTP/1.0 client cannot read chunked framing
+      if (response_until_close_ || dechunk_) client_keep_alive_ = false;
+      if (dechunk_) h.headers.remove("Transfer-Encoding");
+      upstream_reusable_ = h.keep_alive;
+      http::prepare_client_response(h, fopt, client_keep_alive_);
+      http::write_response_head(out_, h.status, h.reason, h.headers);
+      if (ubuf_.empty()) {  // no body bytes yet: do not hold the head back for them
+        if (auto w = co_await write_client(out_); !w) co_return w;
+        response_head_sent_ = true;
+        out_.clear();
+      }
+      continue;
+    }
+
+    // Body bytes (or nothing) up to `consumed`; raw bytes keep the origin's validated framing.
+    std::string_view body = ubuf_.readable().substr(0, consumed);
+    std::string dechunked;
+    if (dechunk_) {
+      for (auto c : rp.body_chunks()) dechunked.append(c.data(), c.size());
+      body = dechunked;
+    }
+    if (final_head && (!out_.empty() || !body.empty())) {
+      auto w = co_await write_client(out_, body);
+      if (!w) co_return w;
+      response_head_sent_ = true;
+      out_.clear();
+      rec_.bytes_down += body.size();
+    }
+    ubuf_.consume(consumed);
+    if (r->stop == http::Stop::message_complete) {
+      if (!final_head) continue;  // end of an interim response
+      response_done_ = true;
+      if (!ubuf_.empty()) upstream_reusable_ = false;  // the origin sent more than one response
+      co_return Result<void>{};
+    }
+  }
+}
+
+}  // namespace portier::session

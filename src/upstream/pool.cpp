@@ -1,0 +1,76 @@
+#include "portier/upstream/pool.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace portier::upstream {
+
+bool OriginPool::still_open(net::tcp::socket& s) noexcept {
+  char byte;
+  ssize_t n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  // EOF (0), an error, or bytes the origin sent unasked (n > 0) all make the connection unusable.
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+std::optional<net::Connected> OriginPool::acquire(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return std::nullopt;
+  auto& q = it->second;
+  auto now = net::Clock::now();
+  std::optional<net::Connected> out;
+  while (!q.empty()) {
+    Entry e = std::move(q.back());  // most recently used first: warmest, least likely closed
+    q.pop_back();
+    --total_;
+    if (now - e.since < limits_.idle && still_open(e.conn.socket)) {
+      out.emplace(std::move(e.conn));
+      break;
+    }
+  }
+  if (q.empty()) idle_.erase(it);
+  return out;
+}
+
+void OriginPool::release(const std::string& key, net::Connected conn) {
+  if (limits_.max_idle_per_host == 0 || limits_.max_idle_total == 0) return;
+  auto& q = idle_[key];
+  if (q.size() >= limits_.max_idle_per_host) {
+    q.pop_front();
+    --total_;
+  }
+  if (total_ >= limits_.max_idle_total) evict_oldest();
+  q.push_back(Entry{std::move(conn), net::Clock::now()});
+  ++total_;
+}
+
+void OriginPool::evict_oldest() {
+  auto oldest = idle_.end();
+  for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+    if (it->second.empty()) continue;
+    if (oldest == idle_.end() || it->second.front().since < oldest->second.front().since) oldest = it;
+  }
+  if (oldest == idle_.end()) return;
+  oldest->second.pop_front();
+  --total_;
+  if (oldest->second.empty()) idle_.erase(oldest);
+}
+
+void OriginPool::sweep() {
+  auto now = net::Clock::now();
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    auto& q = it->second;
+    while (!q.empty() && now - q.front().since >= limits_.idle) {
+      q.pop_front();
+      --total_;
+    }
+    it = q.empty() ? idle_.erase(it) : std::next(it);
+  }
+}
+
+void OriginPool::clear() {
+  idle_.clear();
+  total_ = 0;
+}
+
+}  // namespace portier::upstream

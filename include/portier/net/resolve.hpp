@@ -1,0 +1,42 @@
+#pragma once
+// Reaching a destination: resolve once, drop every address in a guarded range (SSRF), and dial
+// exactly the addresses that were checked, one after another with a per-attempt timeout.
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "portier/core/error.hpp"
+#include "portier/core/ip.hpp"
+#include "portier/net/asio.hpp"
+
+namespace portier::net {
+
+IpAddress to_ip(const asio::ip::address& a) noexcept;
+asio::ip::address to_asio(const IpAddress& a) noexcept;
+std::string endpoint_string(const tcp::endpoint& ep);
+
+// What the SSRF guard allows: everything outside internal_ranges(), plus the ranges the admin opened.
+struct DestinationGuard {
+  const CidrSet* allow = nullptr;
+  bool permits(const IpAddress& a) const noexcept;
+};
+
+// Resolves `host` (an IP literal skips the resolver) and keeps the addresses the guard permits.
+// Errors: name_not_resolved (502), destination_forbidden (403) when every address is guarded.
+awaitable<Result<std::vector<tcp::endpoint>>> resolve(std::string_view host, std::uint16_t port,
+                                                        const DestinationGuard& guard);
+
+struct Connected {
+  tcp::socket socket;
+  tcp::endpoint peer;
+};
+
+// Tries each endpoint in turn, each attempt bounded by `attempt_timeout`. Errors: connect_refused,
+// host_unreachable (502), connect_timeout (504) — the last attempt's, with every attempt in the context.
+awaitable<Result<Connected>> connect_any(const std::vector<tcp::endpoint>& endpoints,
+                                         Clock::duration attempt_timeout);
+
+// Socket options every proxied connection gets (TCP_NODELAY).
+void tune_socket(tcp::socket& s) noexcept;
+
+}  // namespace portier::net

@@ -1,0 +1,25 @@
+#pragma once
+// A bidirectional byte relay. Both directions are joined (&&): the first EOF is forwarded as a
+// half-close and does not cut the other direction. An error on either side ends both. Idle time is
+// watched by the session's Deadline, which each direction pushes forward on traffic.
+#include <cstdint>
+#include <string>
+
+#include "portier/net/asio.hpp"
+#include "portier/net/deadline.hpp"
+
+namespace portier::relay {
+
+struct TunnelResult {
+  std::uint64_t bytes_up = 0;    // client -> upstream
+  std::uint64_t bytes_down = 0;  // upstream -> client
+  std::string end;               // how it ended: "client_eof", "upstream_eof", "idle_timeout", "client_error: ...", ...
+};
+
+// Relays until both directions reached EOF, an error, or the deadline cancelled the sockets.
+// Idle sockets hold no buffer: each direction waits for readability, then reads into a buffer
+// owned by the thread and writes it on at once; only bytes the receiver cannot take yet are copied.
+net::awaitable<TunnelResult> tunnel(net::tcp::socket& client, net::tcp::socket& upstream, net::Deadline& deadline,
+                                    net::Clock::duration idle);
+
+}  // namespace portier::relay

@@ -1,0 +1,66 @@
+#pragma once
+// What every session on one worker thread shares. Only that thread touches it, so nothing here
+// is locked; the snapshot is immutable and shared across threads by shared_ptr.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "portier/config/config.hpp"
+#include "portier/net/asio.hpp"
+#include "portier/observe/access_log.hpp"
+#include "portier/upstream/pool.hpp"
+
+namespace portier::session {
+
+class Session;
+
+// Sessions on this worker, so a drain can close idle ones and a deadline can cut the rest.
+class SessionList {
+ public:
+  struct Hook {
+    Hook* prev = nullptr;
+    Hook* next = nullptr;
+    Session* session = nullptr;
+  };
+  void insert(Hook& h) noexcept;
+  void erase(Hook& h) noexcept;
+  std::size_t size() const noexcept { return size_; }
+  template <class F>
+  void for_each(F&& f) {
+    for (Hook* h = head_; h != nullptr;) {
+      Hook* next = h->next;  // f may unlink h
+      f(*h->session);
+      h = next;
+    }
+  }
+
+ private:
+  Hook* head_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+struct WorkerContext {
+  unsigned index = 0;
+  unsigned worker_count = 1;
+  std::shared_ptr<const config::Snapshot> snapshot;
+  const observe::AccessLog* access_log = nullptr;
+  upstream::OriginPool pool;
+  SessionList sessions;
+  bool draining = false;
+  std::uint64_t connections = 0;
+  std::uint64_t request_seed = 0;
+  std::uint64_t requests = 0;
+
+  std::uint64_t next_connection_id() noexcept { return ++connections * worker_count + index; }
+  std::uint64_t next_request_id() noexcept;
+
+  // SIGTERM: idle keep-alive connections close now, busy ones after their current request.
+  void begin_drain();
+  // Grace period over: cut every remaining connection.
+  void abort_all();
+};
+
+// Runs one client connection to its end. Spawned by the listener, one per accepted socket.
+net::awaitable<void> run_session(net::tcp::socket client, std::string listener, WorkerContext& ctx);
+
+}  // namespace portier::session

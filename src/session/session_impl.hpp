@@ -1,0 +1,102 @@
+#pragma once
+// Session internals, shared by session.cpp (the loop, heads, answers), forward.cpp and connect.cpp.
+#include <optional>
+#include <string>
+
+#include "portier/core/buffer.hpp"
+#include "portier/http/codec.hpp"
+#include "portier/http/rewrite.hpp"
+#include "portier/http/target.hpp"
+#include "portier/net/deadline.hpp"
+#include "portier/net/resolve.hpp"
+#include "portier/observe/access_log.hpp"
+#include "portier/policy/decide.hpp"
+#include "portier/session/worker.hpp"
+
+namespace portier::session {
+
+class Session {
+ public:
+  Session(net::tcp::socket client, std::string listener, WorkerContext& ctx);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  net::awaitable<void> run_then_stop_watchdog();
+  net::Deadline& deadline() noexcept { return deadline_; }
+
+  // Watchdog: the armed deadline passed; cancel whatever we wait on.
+  void on_deadline();
+  // Drain: close now if waiting between requests; otherwise close after the current request.
+  void drain();
+  // Grace over: cut the connection wherever it is.
+  void abort();
+
+ private:
+  enum class HeadResult { ready, closed };
+  // Outcome of one forwarded exchange.
+  enum class Exchange { keep_alive, close, retry_fresh };
+
+  net::awaitable<void> run();
+  net::awaitable<Result<HeadResult>> read_request_head();
+  net::awaitable<bool> handle_forward();
+  net::awaitable<void> handle_connect();
+
+  // Forwarding pieces (forward.cpp).
+  net::awaitable<Exchange> exchange(const std::string& head_bytes, bool reused, bool& answered);
+  net::awaitable<Result<void>> send_request_body();
+  net::awaitable<Result<void>> send_request_body_then_park();
+  net::awaitable<Result<void>> relay_response();
+  bool finish_request_without_body();
+
+  // Answers and writes (session.cpp).
+  net::awaitable<Result<void>> write_client(std::string_view a, std::string_view b = {});
+  net::awaitable<Result<void>> write_upstream(std::string_view a, std::string_view b = {});
+  net::awaitable<void> answer(int status, std::string_view message, bool keep_alive);
+  net::awaitable<void> answer_error(const Error& e, bool keep_alive = false);
+  Error read_error(std::error_code ec, Side side, bool head_started) const;
+
+  void begin_record();
+  void finish_record();
+  http::ForwardOptions forward_options() const;
+  net::DestinationGuard guard() const noexcept { return net::DestinationGuard{&snap_->ssrf_allow}; }
+  const config::Timeouts& timeouts() const noexcept { return snap_->config.timeouts; }
+
+  WorkerContext& ctx_;
+  std::shared_ptr<const config::Snapshot> snap_;
+  net::tcp::socket client_;
+  std::string listener_;
+  std::string client_addr_;
+  IpAddress client_ip_;
+  std::uint64_t conn_id_ = 0;
+  net::Deadline deadline_;
+  SessionList::Hook hook_;
+
+  http::Parser req_;
+  Buffer cbuf_;
+  std::optional<net::Connected> up_;
+  std::optional<http::Parser> resp_;
+  Buffer ubuf_;
+  std::string out_;  // serialized heads
+
+  observe::AccessRecord rec_;
+  net::Clock::time_point started_;
+  bool idle_ = false;       // waiting for the next request with nothing buffered
+  bool stopping_ = false;   // drain or abort asked us to finish
+  bool first_request_ = true;
+  bool request_complete_ = false;  // the parser has passed the end of the current request
+
+  // State of the current forwarded exchange.
+  bool request_body_done_ = false;
+  bool response_head_sent_ = false;
+  bool response_done_ = false;
+  bool response_until_close_ = false;
+  bool client_keep_alive_ = true;
+  bool upstream_reusable_ = false;
+  bool dechunk_ = false;
+  bool head_request_ = false;
+  bool client_http10_ = false;
+  std::uint64_t upstream_bytes_in_ = 0;
+};
+
+}  // namespace portier::session
