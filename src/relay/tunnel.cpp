@@ -21,6 +21,14 @@ char* thread_buffer() {
   return buf.get();
 }
 
+const char* cancel_reason(const net::Deadline& d) {
+  switch (d.expired()) {
+    case net::Phase::tunnel_idle: return "idle_timeout";
+    case net::Phase::drain: return "shutdown";
+    default: return "cancelled";
+  }
+}
+
 struct Direction {
   net::tcp::socket& from;
   net::tcp::socket& to;
@@ -44,7 +52,7 @@ net::awaitable<void> pump(Direction d, net::Deadline& deadline, net::Clock::dura
     auto [wait_ec] = co_await d.from.async_wait(net::tcp::socket::wait_read, net::nothrow);
     if (wait_ec) {
       if (wait_ec == asio::error::operation_aborted) {
-        if (end.empty()) end = deadline.expired() != net::Phase::none ? "idle_timeout" : "cancelled";
+        if (end.empty()) end = cancel_reason(deadline);
         std::error_code ignored;
         d.to.cancel(ignored);
         co_return;
@@ -83,7 +91,7 @@ net::awaitable<void> pump(Direction d, net::Deadline& deadline, net::Clock::dura
         auto [ec, w] = co_await asio::async_write(d.to, asio::buffer(rest), net::nothrow);
         if (ec) {
           if (ec == asio::error::operation_aborted) {
-            if (end.empty()) end = deadline.expired() != net::Phase::none ? "idle_timeout" : "cancelled";
+            if (end.empty()) end = cancel_reason(deadline);
             co_return;
           }
           fail(d.to_name, ec);

@@ -69,7 +69,7 @@ net::awaitable<void> Session::handle_connect() {
   auto result = co_await relay::tunnel(client_, up_->socket, deadline_, timeouts().tunnel_idle);
   rec_.bytes_up += result.bytes_up;
   rec_.bytes_down += result.bytes_down;
-  if (result.end.find("_error") != std::string::npos || result.end == "idle_timeout") rec_.error = result.end;
+  if (result.end != "client_eof" && result.end != "upstream_eof") rec_.error = result.end;
   finish_record();
 }
 

@@ -213,8 +213,10 @@ net::awaitable<Result<void>> Session::relay_response() {
   rp.expect_head_response(head_request_);
   const auto fopt = forward_options();
   bool final_head = false;
+  // Read only when the parser asked for more: a head without a body completes on an empty feed.
+  bool need_read = ubuf_.empty();
   for (;;) {
-    if (ubuf_.empty()) {
+    if (need_read) {
       auto [p, cap] = ubuf_.writable();
       deadline_.arm(net::Phase::upstream_response, timeouts().response);
       auto [ec, n] = co_await up_->socket.async_read_some(asio::buffer(p, cap), net::nothrow);
@@ -244,6 +246,7 @@ net::awaitable<Result<void>> Session::relay_response() {
     auto r = rp.feed(ubuf_.readable());
     if (!r) co_return Error{errc::upstream_bad_response, Side::upstream, r.error().context};
     const std::size_t consumed = r->consumed;
+    need_read = r->stop == http::Stop::need_more;
 
     if (r->stop == http::Stop::head || r->stop == http::Stop::upgrade) {
       auto& h = rp.response();

@@ -88,6 +88,7 @@ void Session::drain() {
 
 void Session::abort() {
   stopping_ = true;
+  aborted_ = true;
   deadline_.arm(net::Phase::drain, std::chrono::milliseconds(0));
 }
 
@@ -179,6 +180,7 @@ net::awaitable<Result<Session::HeadResult>> Session::read_request_head() {
 // ---- writing -----------------------------------------------------------------------------------------
 
 net::awaitable<Result<void>> Session::write_client(std::string_view a, std::string_view b) {
+  if (aborted_) co_return Error{errc::shutting_down, Side::internal, "shutdown grace period over"};
   deadline_.arm(net::Phase::client_write, timeouts().response);
   std::array<asio::const_buffer, 2> bufs{asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size())};
   auto [ec, n] = co_await asio::async_write(client_, bufs, net::nothrow);
@@ -231,6 +233,7 @@ net::awaitable<void> Session::answer_error(const Error& e, bool keep_alive) {
 
 void Session::begin_record() {
   rec_ = observe::AccessRecord{};
+  head_request_ = false;
   rec_.start = std::chrono::system_clock::now();
   started_ = net::Clock::now();
   rec_.request_id = ctx_.next_request_id();

@@ -83,6 +83,7 @@ class Session {
   net::Clock::time_point started_;
   bool idle_ = false;       // waiting for the next request with nothing buffered
   bool stopping_ = false;   // drain or abort asked us to finish
+  bool aborted_ = false;    // the shutdown grace period is over: write nothing more
   bool first_request_ = true;
   bool request_complete_ = false;  // the parser has passed the end of the current request
 

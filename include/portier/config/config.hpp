@@ -44,8 +44,8 @@ struct Timeouts {
 };
 
 struct OriginPool {
-  std::size_t max_idle_per_host = 16;
-  std::size_t max_idle_total = 1024;  // per worker thread
+  std::size_t max_idle_per_host = 128;
+  std::size_t max_idle_total = 2048;  // per worker thread
   std::chrono::milliseconds idle{30000};
 };
 

@@ -12,8 +12,8 @@
 namespace portier::upstream {
 
 struct PoolLimits {
-  std::size_t max_idle_per_host = 16;
-  std::size_t max_idle_total = 1024;
+  std::size_t max_idle_per_host = 128;
+  std::size_t max_idle_total = 2048;
   net::Clock::duration idle = std::chrono::seconds(30);
 };
 
