@@ -21,26 +21,43 @@ void Deadline::arm_at(Phase phase, Clock::time_point at) {
   phase_ = phase;
   expired_ = Phase::none;
   at_ = at;
-  if (at_ < timer_.expiry()) timer_.cancel();  // wake the watchdog to re-arm earlier
+  if (stopped_ || !on_expire_) return;
+  // A later deadline needs no timer call: the pending wait wakes early and re-arms itself.
+  if (waiting_ && at_ >= timer_.expiry()) return;
+  wait();
+}
+
+void Deadline::start(std::function<void()> on_expire) {
+  on_expire_ = std::move(on_expire);
+  if (at_ != Clock::time_point::max()) wait();
 }
 
 void Deadline::stop() {
   stopped_ = true;
+  waiting_ = false;
   timer_.cancel();
 }
 
-awaitable<void> Deadline::watch(std::function<void()> on_expire) {
-  while (!stopped_) {
-    auto now = Clock::now();
-    if (at_ <= now) {
-      expired_ = phase_;
-      at_ = Clock::time_point::max();
-      on_expire();
-      continue;
-    }
-    timer_.expires_at(at_);
-    co_await timer_.async_wait(nothrow);
+// (Re)starts the wait for at_. Setting the expiry cancels a pending wait; its handler sees
+// operation_aborted and returns without touching this object, which may be gone by then.
+void Deadline::wait() {
+  timer_.expires_at(at_);
+  waiting_ = true;
+  timer_.async_wait([this](std::error_code ec) {
+    if (ec) return;
+    on_timer();
+  });
+}
+
+void Deadline::on_timer() {
+  waiting_ = false;
+  if (stopped_) return;
+  if (at_ <= Clock::now()) {
+    expired_ = phase_;
+    at_ = Clock::time_point::max();
+    on_expire_();
   }
+  if (!stopped_ && !waiting_ && at_ != Clock::time_point::max()) wait();
 }
 
 void tune_socket(tcp::socket& s) noexcept {

@@ -1,8 +1,9 @@
 #include "portier/relay/tunnel.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <memory>
 #include <system_error>
@@ -10,10 +11,10 @@
 namespace portier::relay {
 namespace {
 
-using namespace asio::experimental::awaitable_operators;
-
 constexpr std::size_t kThreadBuffer = 128 * 1024;
-// Reads per readiness event before yielding to other connections on this thread.
+constexpr std::uint64_t kSpliceAfter = 1024 * 1024;
+constexpr int kPipeSize = 1024 * 1024;
+// Reads per readiness event before yielding to the other connections on this thread.
 constexpr int kReadsPerWake = 16;
 
 char* thread_buffer() {
@@ -21,88 +22,222 @@ char* thread_buffer() {
   return buf.get();
 }
 
-const char* cancel_reason(const net::Deadline& d) {
-  switch (d.expired()) {
-    case net::Phase::tunnel_idle: return "idle_timeout";
-    case net::Phase::drain: return "shutdown";
-    default: return "cancelled";
-  }
-}
+std::error_code last_error() { return {errno, std::system_category()}; }
+bool would_block() { return errno == EAGAIN || errno == EWOULDBLOCK; }
 
-struct Direction {
-  net::tcp::socket& from;
-  net::tcp::socket& to;
-  std::uint64_t& bytes;
-  const char* eof_name;
-  const char* from_name;
-  const char* to_name;
-};
-
-net::awaitable<void> pump(Direction d, net::Deadline& deadline, net::Clock::duration idle, std::string& end) {
-  const int from_fd = d.from.native_handle();
-  const int to_fd = d.to.native_handle();
-  auto fail = [&](const char* who, std::error_code ec) {
-    if (end.empty()) end = std::string(who) + "_error: " + ec.message();
-    // An error ends both directions: wake the other pump, which waits on our `to` socket.
-    std::error_code ignored;
-    d.to.cancel(ignored);
-    d.from.cancel(ignored);
+// The two directions as callbacks (no coroutine frames): the tunnel() coroutine only waits for
+// both to finish, so a tunnel costs one small object and two pending reactor waits.
+class Tunnel {
+ public:
+  struct Direction {
+    net::tcp::socket& from;
+    net::tcp::socket& to;
+    std::uint64_t& bytes;
+    const char* from_name;
+    const char* to_name;
+    std::string pending;  // bytes read but not yet taken by the receiver (copy mode)
+    int pipe_r = -1;      // splice mode
+    int pipe_w = -1;
+    std::size_t in_pipe = 0;
+    bool done = false;
   };
-  for (;;) {
-    auto [wait_ec] = co_await d.from.async_wait(net::tcp::socket::wait_read, net::nothrow);
-    if (wait_ec) {
-      if (wait_ec == asio::error::operation_aborted) {
-        if (end.empty()) end = cancel_reason(deadline);
-        std::error_code ignored;
-        d.to.cancel(ignored);
-        co_return;
-      }
-      fail(d.from_name, wait_ec);
-      co_return;
+
+  Tunnel(net::tcp::socket& client, net::tcp::socket& upstream, TunnelResult& r, net::Deadline& deadline,
+         net::Clock::duration idle)
+      : up_{client, upstream, r.bytes_up, "client", "upstream", {}},
+        down_{upstream, client, r.bytes_down, "upstream", "client", {}},
+        result_(r),
+        deadline_(deadline),
+        idle_(idle),
+        finished_(client.get_executor(), net::Clock::time_point::max()) {}
+
+  ~Tunnel() {
+    close_pipe(up_);
+    close_pipe(down_);
+  }
+
+  // Returns only when both directions are done and no handler of ours is pending any more, so
+  // no callback can outlive this object.
+  net::awaitable<void> run() {
+    wait_readable(up_);
+    wait_readable(down_);
+    while (!(up_.done && down_.done) || outstanding_ > 0) {
+      co_await finished_.async_wait(net::nothrow);
     }
-    char* buf = thread_buffer();
+  }
+
+ private:
+  void wait_readable(Direction& d) {
+    ++outstanding_;
+    d.from.async_wait(net::tcp::socket::wait_read, [this, &d](std::error_code ec) { on_ready(d, ec); });
+  }
+  void wait_writable(Direction& d) {
+    ++outstanding_;
+    d.to.async_wait(net::tcp::socket::wait_write, [this, &d](std::error_code ec) { on_ready(d, ec); });
+  }
+  void yield_then_pump(Direction& d) {
+    ++outstanding_;
+    asio::post(d.from.get_executor(), [this, &d] { on_ready(d, {}); });
+  }
+
+  void on_ready(Direction& d, std::error_code ec) {
+    --outstanding_;
+    if (d.done) {
+      signal_if_finished();
+      return;
+    }
+    if (!ec && deadline_.expired() != net::Phase::none) ec = asio::error::operation_aborted;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) {
+        set_end(cancel_reason());
+        finish(d);
+        cancel_other(d);
+      } else {
+        fail(d, d.from_name, ec);
+      }
+      return;
+    }
+    pump(d);
+  }
+
+  // Moves what it can; leaves exactly one wait pending, or finishes the direction.
+  void pump(Direction& d) {
     for (int i = 0; i < kReadsPerWake; ++i) {
-      ssize_t n = ::recv(from_fd, buf, kThreadBuffer, MSG_DONTWAIT);
+      if (!flush(d)) {
+        if (d.done) return;
+        wait_writable(d);
+        return;
+      }
+      if (d.pipe_r < 0 && d.bytes >= kSpliceAfter) open_pipe(d);
+      ssize_t n;
+      if (d.pipe_r >= 0) {
+        n = ::splice(d.from.native_handle(), nullptr, d.pipe_w, nullptr, kPipeSize, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      } else {
+        n = ::recv(d.from.native_handle(), thread_buffer(), kThreadBuffer, MSG_DONTWAIT);
+      }
       if (n < 0) {
         if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        fail(d.from_name, std::error_code(errno, std::system_category()));
-        co_return;
+        if (would_block()) {
+          wait_readable(d);
+          return;
+        }
+        fail(d, d.from_name, last_error());
+        return;
       }
       if (n == 0) {  // EOF: forward the half-close and let the other direction run on
-        if (end.empty()) end = d.eof_name;
+        set_end(d.from_name == std::string_view("client") ? "client_eof" : "upstream_eof");
         std::error_code ignored;
         d.to.shutdown(net::tcp::socket::shutdown_send, ignored);
-        co_return;
+        finish(d);
+        return;
       }
-      deadline.touch(idle);
+      deadline_.touch(idle_);
       d.bytes += static_cast<std::uint64_t>(n);
-      ssize_t sent = ::send(to_fd, buf, static_cast<std::size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (sent < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-          fail(d.to_name, std::error_code(errno, std::system_category()));
-          co_return;
-        }
-        sent = 0;
-      }
-      if (sent < n) {
-        // The receiver is slower: keep only the unsent rest, then wait until it is written.
-        std::string rest(buf + sent, static_cast<std::size_t>(n - sent));
-        auto [ec, w] = co_await asio::async_write(d.to, asio::buffer(rest), net::nothrow);
-        if (ec) {
-          if (ec == asio::error::operation_aborted) {
-            if (end.empty()) end = cancel_reason(deadline);
-            co_return;
+      if (d.pipe_r >= 0) {
+        d.in_pipe += static_cast<std::size_t>(n);
+      } else {
+        ssize_t sent = ::send(d.to.native_handle(), thread_buffer(), static_cast<std::size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent < 0) {
+          if (!would_block() && errno != EINTR) {
+            fail(d, d.to_name, last_error());
+            return;
           }
-          fail(d.to_name, ec);
-          co_return;
+          sent = 0;
         }
-        deadline.touch(idle);
-        break;  // the thread buffer may have been used by others meanwhile; wait for readiness again
+        if (sent < n) d.pending.assign(thread_buffer() + sent, static_cast<std::size_t>(n - sent));
       }
     }
+    // Fair share used: let other connections on this thread run, then continue.
+    yield_then_pump(d);
   }
-}
+
+  // Writes what is held for the receiver. False when something is still held (or on failure).
+  bool flush(Direction& d) {
+    while (d.in_pipe > 0) {
+      ssize_t n = ::splice(d.pipe_r, nullptr, d.to.native_handle(), nullptr, d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (would_block()) return false;
+        fail(d, d.to_name, last_error());
+        return false;
+      }
+      d.in_pipe -= static_cast<std::size_t>(n);
+    }
+    while (!d.pending.empty()) {
+      ssize_t n = ::send(d.to.native_handle(), d.pending.data(), d.pending.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (would_block()) return false;
+        fail(d, d.to_name, last_error());
+        return false;
+      }
+      d.pending.erase(0, static_cast<std::size_t>(n));
+      deadline_.touch(idle_);
+    }
+    if (d.pending.capacity() > 0) std::string().swap(d.pending);  // idle again: hold no memory
+    return true;
+  }
+
+  void open_pipe(Direction& d) {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return;  // stay in copy mode
+    ::fcntl(fds[1], F_SETPIPE_SZ, kPipeSize);               // best effort; the default size works too
+    d.pipe_r = fds[0];
+    d.pipe_w = fds[1];
+  }
+
+  static void close_pipe(Direction& d) {
+    if (d.pipe_r >= 0) ::close(d.pipe_r);
+    if (d.pipe_w >= 0) ::close(d.pipe_w);
+    d.pipe_r = d.pipe_w = -1;
+  }
+
+  const char* cancel_reason() const {
+    switch (deadline_.expired()) {
+      case net::Phase::tunnel_idle: return "idle_timeout";
+      case net::Phase::drain: return "shutdown";
+      default: return "cancelled";
+    }
+  }
+
+  void set_end(const std::string& why) {
+    if (result_.end.empty()) result_.end = why;
+  }
+
+  // An error ends both directions.
+  void fail(Direction& d, const char* who, std::error_code ec) {
+    set_end(std::string(who) + "_error: " + ec.message());
+    finish(d);
+    cancel_other(d);
+  }
+
+  void cancel_other(Direction& d) {
+    Direction& other = &d == &up_ ? down_ : up_;
+    if (other.done) return;
+    std::error_code ignored;
+    other.from.cancel(ignored);
+    other.to.cancel(ignored);
+  }
+
+  void finish(Direction& d) {
+    if (d.done) return;
+    d.done = true;
+    close_pipe(d);
+    signal_if_finished();
+  }
+
+  void signal_if_finished() {
+    if (up_.done && down_.done && outstanding_ == 0) finished_.cancel();
+  }
+
+  Direction up_;
+  Direction down_;
+  TunnelResult& result_;
+  net::Deadline& deadline_;
+  net::Clock::duration idle_;
+  int outstanding_ = 0;  // our waits and posts not yet run
+  asio::steady_timer finished_;
+};
 
 }  // namespace
 
@@ -110,8 +245,10 @@ net::awaitable<TunnelResult> tunnel(net::tcp::socket& client, net::tcp::socket& 
                                     net::Clock::duration idle) {
   TunnelResult r;
   deadline.arm(net::Phase::tunnel_idle, idle);
-  co_await (pump(Direction{client, upstream, r.bytes_up, "client_eof", "client", "upstream"}, deadline, idle, r.end) &&
-            pump(Direction{upstream, client, r.bytes_down, "upstream_eof", "upstream", "client"}, deadline, idle, r.end));
+  {
+    Tunnel t(client, upstream, r, deadline, idle);
+    co_await t.run();
+  }
   deadline.disarm();
   co_return r;
 }

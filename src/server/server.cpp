@@ -189,7 +189,7 @@ int run(const std::string& config_path) {
       raw->io.run();
     });
   }
-  std::cerr << "portier: ready (" << n << " worker(s))\n";
+  std::cerr << "portier: " << n << " worker thread(s)\nportier: ready" << std::endl;
 
   for (;;) {
     int sig = 0;

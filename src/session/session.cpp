@@ -46,7 +46,8 @@ void WorkerContext::abort_all() {
 
 net::awaitable<void> run_session(net::tcp::socket client, std::string listener, WorkerContext& ctx) {
   Session s(std::move(client), std::move(listener), ctx);
-  co_await (s.run_then_stop_watchdog() && s.deadline().watch([&s] { s.on_deadline(); }));
+  s.deadline().start([&s] { s.on_deadline(); });
+  co_await s.run_then_stop_watchdog();
 }
 
 // ---- session lifetime --------------------------------------------------------------------------------
@@ -226,6 +227,10 @@ net::awaitable<void> Session::answer(int status, std::string_view message, bool 
 
 net::awaitable<void> Session::answer_error(const Error& e, bool keep_alive) {
   rec_.error = e.describe();
+  if (e.is(errc::destination_forbidden)) {  // the SSRF guard refused: a denial, not a failure
+    rec_.decision = "deny";
+    rec_.rule = "ssrf";
+  }
   co_await answer(status_for(e), rec_.error, keep_alive);
 }
 

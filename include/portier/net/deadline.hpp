@@ -1,9 +1,10 @@
 #pragma once
-// One watchdog per connection instead of one timer per read: the session moves `at` forward as it
-// works (cheap: no timer call unless the deadline gets earlier), and the watchdog coroutine, run
-// beside the session with `&&`, calls `on_expire` when `at` passes. on_expire cancels the sockets,
-// so the pending read or write returns operation_aborted and the session reads `expired()` to
-// learn which deadline it was (head, response, idle tunnel...).
+// One watchdog timer per connection instead of one timer per read: the session moves `at` forward
+// as it works (cheap: no timer call unless the deadline gets earlier), and the timer calls
+// `on_expire` when `at` passes. on_expire cancels the sockets, so the pending read or write returns
+// operation_aborted and the session reads `expired()` to learn which deadline it was (head,
+// response, idle tunnel...). The timer handler is a plain callback, not a coroutine: it costs no
+// frame and no parallel group per connection.
 #include <functional>
 
 #include "portier/net/asio.hpp"
@@ -21,18 +22,27 @@ class Deadline {
   void arm(Phase phase, Clock::duration d) { arm_at(phase, Clock::now() + d); }
   void arm_at(Phase phase, Clock::time_point at);
   // Push the deadline forward by `d` from now, keeping the phase (tunnel activity). No timer call.
-  void touch(Clock::duration d) noexcept { at_ = Clock::now() + d; }
+  void touch(Clock::duration d) {
+    at_ = Clock::now() + d;
+    if (!waiting_ && !stopped_ && on_expire_) wait();
+  }
   void disarm() noexcept { at_ = Clock::time_point::max(); phase_ = Phase::none; }
 
   // The phase whose deadline passed, or Phase::none. Cleared by the next arm().
   Phase expired() const noexcept { return expired_; }
 
-  // Runs until stop(): calls on_expire each time the armed deadline passes.
-  awaitable<void> watch(std::function<void()> on_expire);
+  // Calls on_expire each time the armed deadline passes, until stop() or destruction. on_expire
+  // must outlive the Deadline (the session owns both).
+  void start(std::function<void()> on_expire);
   void stop();
 
  private:
+  void wait();
+  void on_timer();
+
   asio::steady_timer timer_;
+  std::function<void()> on_expire_;
+  bool waiting_ = false;
   Clock::time_point at_ = Clock::time_point::max();
   Phase phase_ = Phase::none;
   Phase expired_ = Phase::none;

@@ -1,5 +1,5 @@
 #pragma once
-// A bidirectional byte relay. Both directions are joined (&&): the first EOF is forwarded as a
+// A bidirectional byte relay. Both directions are joined: the first EOF is forwarded as a
 // half-close and does not cut the other direction. An error on either side ends both. Idle time is
 // watched by the session's Deadline, which each direction pushes forward on traffic.
 #include <cstdint>
@@ -17,8 +17,11 @@ struct TunnelResult {
 };
 
 // Relays until both directions reached EOF, an error, or the deadline cancelled the sockets.
-// Idle sockets hold no buffer: each direction waits for readability, then reads into a buffer
+//
+// Memory: an idle tunnel holds no buffer. Each direction waits for readability, reads into a buffer
 // owned by the thread and writes it on at once; only bytes the receiver cannot take yet are copied.
+// Speed: once a direction has carried kSpliceAfter bytes it moves to splice(2) through a pipe, so
+// bulk data goes socket to socket inside the kernel without being copied to user space.
 net::awaitable<TunnelResult> tunnel(net::tcp::socket& client, net::tcp::socket& upstream, net::Deadline& deadline,
                                     net::Clock::duration idle);
 
