@@ -117,7 +117,7 @@ def run_one(test_id, timeout):
         detail = "test process exited with %s and no result" % proc.returncode
     if timed_out:
         status = "fail"
-        detail = "TIMEOUT after %.0fs\n%s" % (timeout, detail)
+        detail = "TIMEOUT after %gs\n%s" % (timeout, detail)
     return status, detail, output, elapsed
 
 

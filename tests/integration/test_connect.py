@@ -41,6 +41,16 @@ class ConnectTls(ProxyTestCase):
         self.assertEqual([x["conn_request_index"] for x in self.tls.requests], [1, 2])
 
 
+class ConnectTlsRsa(ProxyTestCase):
+    def test_curl_proxytunnel_rsa_certificate(self):
+        tls = self.start_tls_origin(key_type="rsa")
+        self.start_portier({"forward": {"connect_ports": [tls.port]}})
+        r = self.curl("https://localhost:%d/echo/rsa" % tls.port,
+                      args=["-p", "--cacert", tls.cafile])
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json()["target"], "/echo/rsa")
+
+
 class ConnectRaw(ProxyTestCase):
     def test_connect_answer_is_exact(self):
         srv = self.start_tcp("echo")
