@@ -46,8 +46,9 @@ tcp::acceptor open_acceptor(asio::io_context& io, const tcp::endpoint& ep) {
 
 net::awaitable<void> accept_loop(tcp::acceptor& acc, const std::string& listener, session::WorkerContext& ctx) {
   auto ex = co_await asio::this_coro::executor;
+  tcp::endpoint peer;
   for (;;) {
-    auto [ec, sock] = co_await acc.async_accept(net::nothrow);
+    auto [ec, sock] = co_await acc.async_accept(peer, net::nothrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
       // Out of descriptors or memory: back off briefly instead of spinning on the error.
@@ -56,7 +57,7 @@ net::awaitable<void> accept_loop(tcp::acceptor& acc, const std::string& listener
       co_await t.async_wait(net::nothrow);
       continue;
     }
-    asio::co_spawn(ex, session::run_session(std::move(sock), listener, ctx), asio::detached);
+    asio::co_spawn(ex, session::run_session(std::move(sock), peer, listener, ctx), asio::detached);
   }
 }
 

@@ -44,27 +44,24 @@ void WorkerContext::abort_all() {
   sessions.for_each([](Session& s) { s.abort(); });
 }
 
-net::awaitable<void> run_session(net::tcp::socket client, std::string listener, WorkerContext& ctx) {
-  Session s(std::move(client), std::move(listener), ctx);
+net::awaitable<void> run_session(net::tcp::socket client, net::tcp::endpoint peer, std::string listener,
+                                WorkerContext& ctx) {
+  Session s(std::move(client), peer, std::move(listener), ctx);
   s.deadline().start([&s] { s.on_deadline(); });
   co_await s.run_then_stop_watchdog();
 }
 
 // ---- session lifetime --------------------------------------------------------------------------------
 
-Session::Session(net::tcp::socket client, std::string listener, WorkerContext& ctx)
+Session::Session(net::tcp::socket client, const net::tcp::endpoint& peer, std::string listener, WorkerContext& ctx)
     : ctx_(ctx),
       snap_(ctx.snapshot),
       client_(std::move(client)),
       listener_(std::move(listener)),
+      client_addr_(net::endpoint_string(peer)),
+      client_ip_(net::to_ip(peer.address())),
       deadline_(client_.get_executor()),
       req_(http::Parser::Kind::request, snap_->config.limits) {
-  std::error_code ec;
-  auto peer = client_.remote_endpoint(ec);
-  if (!ec) {
-    client_addr_ = net::endpoint_string(peer);
-    client_ip_ = net::to_ip(peer.address());
-  }
   net::tune_socket(client_);
   conn_id_ = ctx_.next_connection_id();
   hook_.session = this;
@@ -100,9 +97,28 @@ net::awaitable<void> Session::run_then_stop_watchdog() {
     // A bug, not traffic: log it and end only this connection.
     std::cerr << "portier: error: connection " << conn_id_ << ": " << e.what() << "\n";
   }
+  co_await close_client();
   deadline_.stop();
+}
+
+// After an answer that ends the connection, the client may still be sending (the rest of a body,
+// pipelined requests). Closing with unread bytes makes the kernel send a reset, which can destroy
+// our answer before the client reads it; so send FIN first and read what comes, for a short,
+// bounded while, before closing (as nginx's lingering close does).
+net::awaitable<void> Session::close_client() {
   std::error_code ignored;
-  client_.shutdown(net::tcp::socket::shutdown_both, ignored);
+  if (linger_ && !aborted_) {
+    client_.shutdown(net::tcp::socket::shutdown_send, ignored);
+    deadline_.arm(net::Phase::drain, std::chrono::seconds(2));
+    std::size_t drained = 0;
+    while (drained < 1024 * 1024) {
+      cbuf_.consume(cbuf_.size());  // discard: nothing more is parsed on this connection
+      auto [p, cap] = cbuf_.writable();
+      auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, cap), net::nothrow);
+      if (ec) break;
+      drained += n;
+    }
+  }
   client_.close(ignored);
 }
 
@@ -220,6 +236,7 @@ net::awaitable<void> Session::answer(int status, std::string_view message, bool 
   out_.clear();
   http::write_response_head(out_, status, {}, h);
   rec_.status = status;
+  if (!keep_alive) linger_ = true;
   if (head_request_) body.clear();
   auto r = co_await write_client(out_, body);
   (void)r;  // the client going away while we answer changes nothing

@@ -17,7 +17,7 @@ namespace portier::session {
 
 class Session {
  public:
-  Session(net::tcp::socket client, std::string listener, WorkerContext& ctx);
+  Session(net::tcp::socket client, const net::tcp::endpoint& peer, std::string listener, WorkerContext& ctx);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -38,6 +38,7 @@ class Session {
   enum class Exchange { keep_alive, close, retry_fresh };
 
   net::awaitable<void> run();
+  net::awaitable<void> close_client();
   net::awaitable<Result<HeadResult>> read_request_head();
   net::awaitable<bool> handle_forward();
   net::awaitable<void> handle_connect();
@@ -84,6 +85,7 @@ class Session {
   bool idle_ = false;       // waiting for the next request with nothing buffered
   bool stopping_ = false;   // drain or abort asked us to finish
   bool aborted_ = false;    // the shutdown grace period is over: write nothing more
+  bool linger_ = false;     // we answered and close while the client may still be sending
   bool first_request_ = true;
   bool request_complete_ = false;  // the parser has passed the end of the current request
 

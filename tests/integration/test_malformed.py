@@ -250,3 +250,37 @@ class SlowClient(ProxyTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LingeringClose(ProxyTestCase):
+    """After an answer that ends the connection, the proxy keeps reading for a moment (lingering
+    close): a client still uploading sees an orderly end, not a reset. Over a real network a reset
+    sent while the answer is still in flight destroys the answer; on loopback we can observe the
+    cause: the rest of the upload is taken and the connection ends with FIN."""
+
+    def test_upload_after_error_answer_ends_with_fin_not_reset(self):
+        self.start_portier()
+        s = socket.create_connection((self.portier.host, self.portier.port), timeout=10)
+        self.addCleanup(s.close)
+        body = b"x" * (512 * 1024)
+        # Origin-form: refused with 400 right after the head, before the body was read.
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: example\r\nContent-Length: %d\r\n\r\n" % len(body))
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = s.recv(65536)
+            self.assertTrue(chunk, "closed before the answer")
+            got += chunk
+        self.assertTrue(got.startswith(b"HTTP/1.1 400"), got[:200])
+        time.sleep(0.2)  # the proxy has answered and would have closed by now
+        try:
+            for i in range(0, len(body), 16384):
+                s.sendall(body[i:i + 16384])
+            s.shutdown(socket.SHUT_WR)
+            rest = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+        except (ConnectionResetError, BrokenPipeError) as e:
+            self.fail("the connection was reset while the client was still sending: %r" % e)

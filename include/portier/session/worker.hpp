@@ -61,6 +61,7 @@ struct WorkerContext {
 };
 
 // Runs one client connection to its end. Spawned by the listener, one per accepted socket.
-net::awaitable<void> run_session(net::tcp::socket client, std::string listener, WorkerContext& ctx);
+net::awaitable<void> run_session(net::tcp::socket client, net::tcp::endpoint peer, std::string listener,
+                                WorkerContext& ctx);
 
 }  // namespace portier::session
