@@ -3,7 +3,7 @@
 # test ones with --test. Asks apt only when something is missing.
 set -euo pipefail
 
-build_pkgs=(g++ meson ninja-build pkg-config libasio-dev node-llhttp libssl-dev libre2-dev nlohmann-json3-dev doctest-dev)
+build_pkgs=(g++ meson ninja-build pkg-config libasio-dev node-llhttp libssl-dev libre2-dev nlohmann-json3-dev doctest-dev libcrypt-dev)
 test_pkgs=(curl python3 openssl)
 
 want=("${build_pkgs[@]}")
