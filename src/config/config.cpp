@@ -5,12 +5,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <initializer_list>
 #include <set>
 #include <utility>
 
 #include <nlohmann/json.hpp>
+#include <re2/re2.h>
 
 namespace portier::config {
 namespace {
@@ -22,6 +24,13 @@ constexpr std::int64_t kMaxTimeoutMs = 24LL * 60 * 60 * 1000;  // 24 h
 constexpr std::size_t kMaxFileBytes = 16 * 1024 * 1024;
 constexpr std::size_t kMaxNameLength = 64;
 constexpr std::size_t kMaxViaLength = 256;
+constexpr std::size_t kMaxTextLength = 256;    // reason, category, realm, egress
+constexpr std::size_t kMaxPatternLength = 4096;  // host and url patterns
+constexpr std::size_t kMaxMethodLength = 32;
+
+constexpr const char* kDayNames[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+// Ids decide() uses for its own denials: a rule may not take them, so a log line names one thing.
+constexpr const char* kReservedRuleIds[] = {"connect_ports", "client_network", "sni_mismatch", "default"};
 
 std::string escape_pointer_token(std::string_view key) {
   std::string out;
@@ -147,6 +156,7 @@ class Validator {
   LoadResult run(const Json& root) {
     Config cfg;
     bool saw_listeners = false;
+    scan_declarations(root);
     bool ok = object(root, "", {
       {"workers", [&](const Json& v, const std::string& p) {
          if (auto n = integer(v, p, 0, 256)) cfg.workers = static_cast<unsigned>(*n);
@@ -161,6 +171,25 @@ class Validator {
       {"timeouts", [&](const Json& v, const std::string& p) { timeouts(v, p, cfg.timeouts); }},
       {"limits", [&](const Json& v, const std::string& p) { limits(v, p, cfg.limits); }},
       {"origin_pool", [&](const Json& v, const std::string& p) { origin_pool(v, p, cfg.origin_pool); }},
+      {"auth", [&](const Json& v, const std::string& p) { auth(v, p, cfg.auth); }},
+      {"lists", [&](const Json& v, const std::string& p) { lists(v, p, cfg.lists); }},
+      {"rules", [&](const Json& v, const std::string& p) { rules(v, p, cfg.policy.rules); }},
+      {"default_action", [&](const Json& v, const std::string& p) {
+         if (auto i = one_of(v, p, {"allow", "deny"})) {
+           cfg.policy.default_action = *i == 0 ? policy::Action::allow : policy::Action::deny;
+         }
+       }},
+      {"block_page", [&](const Json& v, const std::string& p) {
+         object(v, p, {
+           {"template", [&](const Json& tv, const std::string& tp) { file_path(tv, tp, cfg.policy.block_page); }},
+         });
+       }},
+      {"sni", [&](const Json& v, const std::string& p) {
+         object(v, p, {
+           {"require_match", [&](const Json& bv, const std::string& bp) { boolean(bv, bp, cfg.policy.sni_must_match); }},
+         });
+       }},
+      {"time", [&](const Json& v, const std::string& p) { time(v, p, cfg.policy); }},
     });
     if (ok && !saw_listeners) error("", "missing required key \"listeners\"");
 
@@ -277,6 +306,21 @@ class Validator {
         {"mode", [&](const Json& mv, const std::string& mp) {
            if (const std::string* s = string(mv, mp)) {
              if (*s != "forward") error(mp, "unsupported mode " + show(mv) + ": only \"forward\" is supported");
+           }
+         }},
+        {"auth", [&](const Json& av, const std::string& ap) {
+           auto m = one_of(av, ap, {"off", "optional", "required"});
+           if (!m) return;
+           l.auth = *m == 0 ? policy::AuthMode::off : *m == 1 ? policy::AuthMode::optional : policy::AuthMode::required;
+           if (*m != 0 && !has_users_file_) {
+             error(ap, "auth " + show(av) + " needs \"users_file\" in /auth: there are no users to check credentials against");
+           }
+         }},
+        {"trusted", [&](const Json& tv, const std::string& tp) { cidr_array(tv, tp, true, l.trusted); }},
+        {"allow_clients", [&](const Json& cv, const std::string& cp) { cidr_array(cv, cp, false, l.allow_clients); }},
+        {"refuse", [&](const Json& rv, const std::string& rp) {
+           if (auto m = one_of(rv, rp, {"403", "close"})) {
+             l.refuse = *m == 0 ? policy::RefuseMode::forbid : policy::RefuseMode::close;
            }
          }},
       });
@@ -396,27 +440,28 @@ class Validator {
     std::vector<policy::PortRange> ranges;
     bool ok = true;
     for (std::size_t i = 0; i < v.size(); ++i) {
-      std::string ep = child(p, i);
-      const Json& e = v[i];
-      if (e.is_number_integer()) {
-        if (auto n = integer(e, ep, 1, 65535)) {
-          auto port = static_cast<std::uint16_t>(*n);
-          ranges.push_back({port, port});
-        } else {
-          ok = false;
-        }
-        continue;
+      if (auto r = port_entry(v[i], child(p, i))) {
+        ranges.push_back(*r);
+      } else {
+        ok = false;
       }
-      if (e.is_string()) {
-        if (auto r = parse_port_range(e.get_ref<const std::string&>())) {
-          ranges.push_back(*r);
-          continue;
-        }
-      }
-      error(ep, "expected a port 1..65535 or a range \"a-b\" with 1 <= a <= b <= 65535, got " + show(e));
-      ok = false;
     }
     if (ok) out = std::move(ranges);
+  }
+
+  // 443 or "8000-8100".
+  std::optional<policy::PortRange> port_entry(const Json& e, const std::string& ep) {
+    if (e.is_number_integer()) {
+      auto n = integer(e, ep, 1, 65535);
+      if (!n) return std::nullopt;
+      auto port = static_cast<std::uint16_t>(*n);
+      return policy::PortRange{port, port};
+    }
+    if (e.is_string()) {
+      if (auto r = parse_port_range(e.get_ref<const std::string&>())) return r;
+    }
+    error(ep, "expected a port 1..65535 or a range \"a-b\" with 1 <= a <= b <= 65535, got " + show(e));
+    return std::nullopt;
   }
 
   static std::optional<std::uint16_t> parse_port(std::string_view s) {
@@ -443,25 +488,31 @@ class Validator {
 
   void ssrf(const Json& v, const std::string& p, std::vector<Cidr>& out) {
     object(v, p, {
-      {"allow", [&](const Json& av, const std::string& ap) {
-         if (!av.is_array()) {
-           error(ap, "expected an array of CIDR ranges, got " + show(av));
-           return;
-         }
-         std::vector<Cidr> ranges;
-         for (std::size_t i = 0; i < av.size(); ++i) {
-           std::string ep = child(ap, i);
-           std::optional<Cidr> c;
-           if (av[i].is_string()) c = Cidr::parse(av[i].get_ref<const std::string&>());
-           if (!c) {
-             error(ep, "expected a CIDR range like \"10.0.0.0/8\" or an IP address, got " + show(av[i]));
-             continue;
-           }
-           ranges.push_back(*c);
-         }
-         out = std::move(ranges);
-       }},
+      {"allow", [&](const Json& av, const std::string& ap) { cidr_array(av, ap, true, out); }},
     });
+  }
+
+  void cidr_array(const Json& v, const std::string& p, bool allow_empty, std::vector<Cidr>& out) {
+    if (!v.is_array()) {
+      error(p, "expected an array of CIDR ranges, got " + show(v));
+      return;
+    }
+    if (v.empty() && !allow_empty) {
+      error(p, "expected at least one CIDR range (leave the key out to admit every client), got []");
+      return;
+    }
+    std::vector<Cidr> ranges;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (auto c = cidr(v[i], child(p, i))) ranges.push_back(*c);
+    }
+    out = std::move(ranges);
+  }
+
+  std::optional<Cidr> cidr(const Json& v, const std::string& p) {
+    std::optional<Cidr> c;
+    if (v.is_string()) c = Cidr::parse(v.get_ref<const std::string&>());
+    if (!c) error(p, "expected a CIDR range like \"10.0.0.0/8\" or an IP address, got " + show(v));
+    return c;
   }
 
   void timeouts(const Json& v, const std::string& p, Timeouts& out) {
@@ -518,8 +569,537 @@ class Validator {
     });
   }
 
+  // ---- names declared anywhere in the document ------------------------------------------------
+  // Rules may come before the lists, groups and listeners they name, so the names are collected
+  // first. Anything written as a name counts, even if its declaration has errors of its own: those
+  // are reported there, not again at every reference.
+  void scan_declarations(const Json& root) {
+    if (!root.is_object()) return;
+    if (auto it = root.find("listeners"); it != root.end() && it->is_array()) {
+      for (std::size_t i = 0; i < it->size(); ++i) {
+        const Json& l = (*it)[i];
+        if (!l.is_object()) continue;
+        auto name = l.find("name");
+        if (name == l.end()) {
+          declared_listeners_.push_back("listener-" + std::to_string(i));
+        } else if (name->is_string()) {
+          declared_listeners_.push_back(name->get<std::string>());
+        }
+      }
+    }
+    if (auto it = root.find("auth"); it != root.end() && it->is_object()) {
+      has_users_file_ = it->contains("users_file");
+      if (auto g = it->find("groups"); g != it->end() && g->is_object()) {
+        for (const auto& [key, value] : g->items()) declared_groups_.push_back(key);
+      }
+    }
+    if (auto it = root.find("lists"); it != root.end() && it->is_object()) {
+      for (const auto& [key, value] : it->items()) declared_lists_.push_back(key);
+    }
+  }
+
+  static std::string join_quoted(const std::vector<std::string>& names) {
+    std::string out;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (i > 0) out += ", ";
+      out += quote(names[i]);
+    }
+    return out;
+  }
+
+  static bool declared(const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  }
+
+  // ---- small value checks ---------------------------------------------------------------------
+  // The index of v among options, or an error listing them.
+  std::optional<std::size_t> one_of(const Json& v, const std::string& p, std::initializer_list<const char*> options) {
+    if (v.is_string()) {
+      std::size_t i = 0;
+      for (const char* o : options) {
+        if (v.get_ref<const std::string&>() == o) return i;
+        ++i;
+      }
+    }
+    std::string expected;
+    std::size_t i = 0;
+    for (const char* o : options) {
+      if (i > 0) expected += i + 1 == options.size() ? " or " : ", ";
+      expected += quote(o);
+      ++i;
+    }
+    error(p, "expected " + expected + ", got " + show(v));
+    return std::nullopt;
+  }
+
+  void file_path(const Json& v, const std::string& p, std::string& out) {
+    const std::string* s = string(v, p);
+    if (s == nullptr) return;
+    if (s->empty() || s->find('\0') != std::string::npos) {
+      error(p, "expected a file path, got " + show(v));
+      return;
+    }
+    out = *s;
+  }
+
+  static bool printable(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) {
+      auto u = static_cast<unsigned char>(c);
+      return u >= 0x20 && u != 0x7f;  // UTF-8 passes as bytes
+    });
+  }
+
+  // reason, category: shown on the block page and logged.
+  void text(const Json& v, const std::string& p, std::string& out) {
+    const std::string* s = string(v, p);
+    if (s == nullptr) return;
+    if (s->size() > kMaxTextLength || !printable(*s)) {
+      error(p, "expected printable text of at most " + std::to_string(kMaxTextLength) + " characters, got " + show(v));
+      return;
+    }
+    out = *s;
+  }
+
+  // The user names an htpasswd file can hold (policy/users.hpp): printable ASCII other than space
+  // and ':', or UTF-8.
+  static bool valid_user(const std::string& s) {
+    if (s.empty() || s.size() > policy::kMaxUserBytes) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+      auto u = static_cast<unsigned char>(c);
+      return u > 0x20 && u != 0x7f && c != ':';
+    });
+  }
+
+  std::optional<std::string> user_name(const Json& v, const std::string& p) {
+    if (v.is_string() && valid_user(v.get_ref<const std::string&>())) return v.get<std::string>();
+    error(p, "expected a user name of 1 to " + std::to_string(policy::kMaxUserBytes) +
+                 " bytes without spaces, \":\" or control characters, got " + show(v));
+    return std::nullopt;
+  }
+
+  // ---- auth -----------------------------------------------------------------------------------
+  void auth(const Json& v, const std::string& p, Auth& out) {
+    object(v, p, {
+      {"realm", [&](const Json& rv, const std::string& rp) {
+         const std::string* s = string(rv, rp);
+         if (s == nullptr) return;
+         // It is sent as realm="..." in Proxy-Authenticate: no quotes, backslashes or controls.
+         if (s->empty() || s->size() > kMaxTextLength || !printable(*s) || s->find_first_of("\"\\") != std::string::npos) {
+           error(rp, "expected 1 to " + std::to_string(kMaxTextLength) +
+                         " printable characters without '\"' or '\\', got " + show(rv));
+           return;
+         }
+         out.realm = *s;
+       }},
+      {"users_file", [&](const Json& fv, const std::string& fp) { file_path(fv, fp, out.users_file); }},
+      {"groups", [&](const Json& gv, const std::string& gp) { groups(gv, gp, out.groups); }},
+      {"cache_ttl_ms", [&](const Json& nv, const std::string& np) {
+         if (auto n = integer(nv, np, 0, kMaxTimeoutMs)) out.cache_ttl = std::chrono::milliseconds(*n);
+       }},
+      {"max_failures", [&](const Json& nv, const std::string& np) {
+         if (auto n = integer(nv, np, 1, 1000000)) out.max_failures = static_cast<unsigned>(*n);
+       }},
+      {"failure_window_ms", [&](const Json& nv, const std::string& np) { milliseconds(nv, np, out.failure_window); }},
+      {"block_ms", [&](const Json& nv, const std::string& np) { milliseconds(nv, np, out.block); }},
+    });
+  }
+
+  // An object whose keys are names the admin picks ("groups", "lists"): each key must be a name,
+  // and a duplicate key is reported like in any other object.
+  bool named_members(const Json& v, const std::string& p, const char* what,
+                     const std::function<void(const std::string&, const Json&, const std::string&)>& each) {
+    if (!v.is_object()) {
+      error(p, std::string("expected an object of named ") + what + ", got " + show(v));
+      return false;
+    }
+    for (const auto& [key, value] : v.items()) {
+      std::string cp = child(p, key);
+      if (duplicates_.erase(cp) != 0) error(cp, "duplicate key " + quote(key) + ": only the last value would be used");
+      if (!valid_name(key)) {
+        error(cp, "expected a name of 1 to 64 letters, digits, \".\", \"_\" or \"-\", got " + quote(key));
+        continue;
+      }
+      each(key, value, cp);
+    }
+    return true;
+  }
+
+  void groups(const Json& v, const std::string& p, std::vector<std::pair<std::string, std::vector<std::string>>>& out) {
+    named_members(v, p, "groups", [&](const std::string& name, const Json& members, const std::string& gp) {
+      if (!members.is_array()) {
+        error(gp, "expected an array of user names, got " + show(members));
+        return;
+      }
+      std::vector<std::string> users;
+      for (std::size_t i = 0; i < members.size(); ++i) {
+        if (auto u = user_name(members[i], child(gp, i))) users.push_back(std::move(*u));
+      }
+      out.emplace_back(name, std::move(users));
+    });
+  }
+
+  // ---- lists ----------------------------------------------------------------------------------
+  void lists(const Json& v, const std::string& p, std::vector<ListConfig>& out) {
+    named_members(v, p, "lists", [&](const std::string& name, const Json& lv, const std::string& lp) {
+      ListConfig l;
+      l.name = name;
+      l.pointer = lp;
+      bool saw_file = false;
+      std::optional<std::string> mem_pointer;
+      bool kind_ok = true;
+      bool ok = object(lv, lp, {
+        {"file", [&](const Json& fv, const std::string& fp) {
+           saw_file = true;
+           file_path(fv, fp, l.file);
+         }},
+        {"match", [&](const Json& mv, const std::string& mp) {
+           auto m = one_of(mv, mp, {"domain", "regex"});
+           kind_ok = m.has_value();
+           if (m) l.kind = *m == 0 ? ListKind::domain : ListKind::regex;
+         }},
+        {"max_mem_mb", [&](const Json& nv, const std::string& np) {
+           mem_pointer = np;
+           if (auto n = integer(nv, np, 1, 4096)) l.max_mem_mb = static_cast<std::size_t>(*n);
+         }},
+      });
+      if (!ok) return;
+      if (!saw_file) error(lp, "missing required key \"file\"");
+      if (mem_pointer && kind_ok && l.kind == ListKind::domain) {
+        error(*mem_pointer, "max_mem_mb applies to \"match\": \"regex\" lists only");
+      }
+      out.push_back(std::move(l));
+    });
+  }
+
+  // ---- rules ----------------------------------------------------------------------------------
+  void rules(const Json& v, const std::string& p, std::optional<std::vector<RuleConfig>>& out) {
+    if (!v.is_array()) {
+      error(p, "expected an array of rules, got " + show(v));
+      return;
+    }
+    std::vector<RuleConfig> result;
+    std::vector<std::pair<std::string, std::string>> ids;  // id, pointer of its rule
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      RuleConfig r;
+      r.pointer = child(p, i);
+      bool saw_id = false;
+      bool saw_when = false;
+      bool saw_action = false;
+      bool action_ok = false;
+      std::optional<std::string> egress_pointer;
+      bool ok = object(v[i], r.pointer, {
+        {"id", [&](const Json& iv, const std::string& ip) {
+           saw_id = true;
+           rule_id(iv, ip, r, ids);
+         }},
+        {"when", [&](const Json& cv, const std::string& cp) {
+           saw_when = true;
+           r.when = condition(cv, cp);
+         }},
+        {"unless", [&](const Json& cv, const std::string& cp) { r.unless = condition(cv, cp); }},
+        {"action", [&](const Json& av, const std::string& ap) {
+           saw_action = true;
+           auto a = one_of(av, ap, {"allow", "deny", "egress"});
+           action_ok = a.has_value();
+           if (a) r.action = *a == 0 ? policy::Action::allow : *a == 1 ? policy::Action::deny : policy::Action::egress;
+         }},
+        {"egress", [&](const Json& ev, const std::string& ep) {
+           egress_pointer = ep;
+           const std::string* s = string(ev, ep);
+           if (s == nullptr) return;
+           if (s->empty() || s->size() > kMaxNameLength || !printable(*s)) {
+             error(ep, "expected a region name of 1 to " + std::to_string(kMaxNameLength) +
+                           " printable characters, got " + show(ev));
+             return;
+           }
+           r.egress = *s;
+         }},
+        {"reason", [&](const Json& tv, const std::string& tp) { text(tv, tp, r.reason); }},
+        {"category", [&](const Json& tv, const std::string& tp) { text(tv, tp, r.category); }},
+      });
+      if (!ok) continue;
+      if (!saw_id) error(r.pointer, "missing required key \"id\"");
+      if (!saw_when) error(r.pointer, "missing required key \"when\" ({} matches every request)");
+      if (!saw_action) {
+        error(r.pointer, "missing required key \"action\"");
+      } else if (action_ok && r.action == policy::Action::egress && !egress_pointer) {
+        error(r.pointer, "action \"egress\" needs \"egress\": the name of the region to leave through");
+      } else if (action_ok && r.action != policy::Action::egress && egress_pointer) {
+        error(*egress_pointer, "\"egress\" is only used with action \"egress\"");
+      }
+      result.push_back(std::move(r));
+    }
+    out = std::move(result);
+  }
+
+  void rule_id(const Json& v, const std::string& p, RuleConfig& r,
+               std::vector<std::pair<std::string, std::string>>& ids) {
+    const std::string* s = string(v, p);
+    if (s == nullptr) return;
+    if (!valid_name(*s)) {
+      error(p, "expected an id of 1 to 64 letters, digits, \".\", \"_\" or \"-\", got " + show(v));
+      return;
+    }
+    for (const char* reserved : kReservedRuleIds) {
+      if (*s == reserved) {
+        error(p, "rule id " + quote(*s) + " is reserved for a built-in check");
+        return;
+      }
+    }
+    auto same = std::find_if(ids.begin(), ids.end(), [&](const auto& x) { return x.first == *s; });
+    if (same != ids.end()) {
+      error(p, "duplicate rule id " + quote(*s) + " (also " + same->second + ")");
+      return;
+    }
+    ids.emplace_back(*s, r.pointer);
+    r.id = *s;
+  }
+
+  ConditionConfig condition(const Json& v, const std::string& p) {
+    ConditionConfig c;
+    object(v, p, {
+      {"listener", [&](const Json& nv, const std::string& np) {
+         strings(nv, np, c.listeners, [&](const Json& e, const std::string& ep) -> std::optional<std::string> {
+           const std::string& s = e.get_ref<const std::string&>();
+           if (declared(declared_listeners_, s)) return s;
+           error(ep, "unknown listener " + quote(s) + "; the listeners are " + join_quoted(declared_listeners_));
+           return std::nullopt;
+         });
+       }},
+      {"user", [&](const Json& nv, const std::string& np) {
+         strings(nv, np, c.users, [&](const Json& e, const std::string& ep) { return user_name(e, ep); });
+       }},
+      {"group", [&](const Json& nv, const std::string& np) {
+         strings(nv, np, c.groups, [&](const Json& e, const std::string& ep) -> std::optional<std::string> {
+           const std::string& s = e.get_ref<const std::string&>();
+           if (declared(declared_groups_, s)) return s;
+           if (declared_groups_.empty()) {
+             error(ep, "unknown group " + quote(s) + ": no groups are declared in /auth/groups");
+           } else {
+             error(ep, "unknown group " + quote(s) + "; the groups in /auth/groups are " + join_quoted(declared_groups_));
+           }
+           return std::nullopt;
+         });
+       }},
+      {"method", [&](const Json& nv, const std::string& np) {
+         strings(nv, np, c.methods, [&](const Json& e, const std::string& ep) -> std::optional<std::string> {
+           std::string s = e.get<std::string>();
+           bool letters = !s.empty() && s.size() <= kMaxMethodLength && std::all_of(s.begin(), s.end(), [](char ch) {
+             return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+           });
+           if (!letters) {
+             error(ep, "expected an HTTP method of letters only, like \"CONNECT\" or \"GET\", got " + show(e));
+             return std::nullopt;
+           }
+           for (char& ch : s) {
+             if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+           }
+           return s;
+         });
+       }},
+      {"list", [&](const Json& nv, const std::string& np) {
+         strings(nv, np, c.lists, [&](const Json& e, const std::string& ep) -> std::optional<std::string> {
+           const std::string& s = e.get_ref<const std::string&>();
+           if (declared(declared_lists_, s)) return s;
+           if (declared_lists_.empty()) {
+             error(ep, "unknown list " + quote(s) + ": no lists are declared in /lists");
+           } else {
+             error(ep, "unknown list " + quote(s) + "; the lists in /lists are " + join_quoted(declared_lists_));
+           }
+           return std::nullopt;
+         });
+       }},
+      {"client", [&](const Json& cv, const std::string& cp) {
+         if (cv.is_string()) {
+           if (auto r = cidr(cv, cp)) c.clients.push_back(*r);
+         } else if (cv.is_array() && !cv.empty()) {
+           cidr_array(cv, cp, false, c.clients);
+         } else {
+           error(cp, "expected a CIDR range or a non-empty array of them, got " + show(cv));
+         }
+       }},
+      {"host", [&](const Json& pv, const std::string& pp) { pattern(pv, pp, c.host); }},
+      {"url", [&](const Json& pv, const std::string& pp) { pattern(pv, pp, c.url); }},
+      {"port", [&](const Json& pv, const std::string& pp) {
+         if (pv.is_array()) {
+           if (pv.empty()) {
+             error(pp, "expected a port, a range \"a-b\" or a non-empty array of them, got []");
+             return;
+           }
+           for (std::size_t i = 0; i < pv.size(); ++i) {
+             if (auto r = port_entry(pv[i], child(pp, i))) c.ports.push_back(*r);
+           }
+         } else if (auto r = port_entry(pv, pp)) {
+           c.ports.push_back(*r);
+         }
+       }},
+      {"time", [&](const Json& tv, const std::string& tp) {
+         if (tv.is_object()) {
+           if (auto w = time_window(tv, tp)) c.times.push_back(*w);
+         } else if (tv.is_array() && !tv.empty()) {
+           for (std::size_t i = 0; i < tv.size(); ++i) {
+             if (auto w = time_window(tv[i], child(tp, i))) c.times.push_back(*w);
+           }
+         } else {
+           error(tp, "expected a time window {\"days\", \"from\", \"to\"} or a non-empty array of them, got " + show(tv));
+         }
+       }},
+    });
+    return c;
+  }
+
+  // A string or a non-empty array of strings; `element` checks each one (it sees only strings).
+  void strings(const Json& v, const std::string& p, std::vector<std::string>& out,
+               const std::function<std::optional<std::string>(const Json&, const std::string&)>& element) {
+    auto one = [&](const Json& e, const std::string& ep) {
+      if (!e.is_string()) {
+        error(ep, "expected a string, got " + show(e));
+        return;
+      }
+      if (auto s = element(e, ep)) out.push_back(std::move(*s));
+    };
+    if (v.is_string()) {
+      one(v, p);
+    } else if (v.is_array() && !v.empty()) {
+      for (std::size_t i = 0; i < v.size(); ++i) one(v[i], child(p, i));
+    } else {
+      error(p, "expected a string or a non-empty array of strings, got " + show(v));
+    }
+  }
+
+  void pattern(const Json& v, const std::string& p, std::string& out) {
+    const std::string* s = string(v, p);
+    if (s == nullptr) return;
+    if (s->empty() || s->size() > kMaxPatternLength) {
+      error(p, "expected an RE2 pattern of 1 to " + std::to_string(kMaxPatternLength) +
+                   " characters (leave the key out to match anything), got " + show(v));
+      return;
+    }
+    RE2::Options options;
+    options.set_log_errors(false);
+    RE2 re(*s, options);
+    if (!re.ok()) {
+      error(p, "RE2 rejected " + quote(*s) + ": " + re.error());
+      return;
+    }
+    out = *s;
+  }
+
+  // ---- time -----------------------------------------------------------------------------------
+  static std::optional<int> day_index(std::string_view s) {
+    for (int d = 0; d < 7; ++d) {
+      if (s == kDayNames[d]) return d;
+    }
+    return std::nullopt;
+  }
+
+  // "HH:MM" as minutes of the day; "24:00" (1440) only where allowed.
+  static std::optional<int> clock_minutes(std::string_view s, bool allow_end_of_day) {
+    if (s.size() != 5 || s[2] != ':') return std::nullopt;
+    auto digit = [&](std::size_t i) { return s[i] >= '0' && s[i] <= '9' ? s[i] - '0' : -1; };
+    int h1 = digit(0), h2 = digit(1), m1 = digit(3), m2 = digit(4);
+    if (h1 < 0 || h2 < 0 || m1 < 0 || m2 < 0) return std::nullopt;
+    int h = h1 * 10 + h2;
+    int m = m1 * 10 + m2;
+    if (m > 59) return std::nullopt;
+    if (h == 24 && m == 0 && allow_end_of_day) return 1440;
+    if (h > 23) return std::nullopt;
+    return h * 60 + m;
+  }
+
+  std::optional<int> clock(const Json& v, const std::string& p, bool allow_end_of_day) {
+    if (v.is_string()) {
+      if (auto m = clock_minutes(v.get_ref<const std::string&>(), allow_end_of_day)) return m;
+    }
+    error(p, std::string("expected a time \"HH:MM\" from \"00:00\" to ") + (allow_end_of_day ? "\"24:00\"" : "\"23:59\"") +
+                 ", got " + show(v));
+    return std::nullopt;
+  }
+
+  std::optional<policy::TimeWindow> time_window(const Json& v, const std::string& p) {
+    policy::TimeWindow w;
+    bool ok = true;
+    std::optional<std::string> to_pointer;
+    bool walked = object(v, p, {
+      {"days", [&](const Json& dv, const std::string& dp) {
+         if (!dv.is_array() || dv.empty()) {
+           error(dp, "expected a non-empty array of days (\"mon\" .. \"sun\"), got " + show(dv));
+           ok = false;
+           return;
+         }
+         std::uint8_t days = 0;
+         for (std::size_t i = 0; i < dv.size(); ++i) {
+           std::optional<int> d;
+           if (dv[i].is_string()) d = day_index(dv[i].get_ref<const std::string&>());
+           if (!d) {
+             error(child(dp, i), "expected a day \"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\" or \"sun\", got " +
+                                     show(dv[i]));
+             ok = false;
+             continue;
+           }
+           days = static_cast<std::uint8_t>(days | 1u << *d);
+         }
+         w.days = days;
+       }},
+      {"from", [&](const Json& fv, const std::string& fp) {
+         auto m = clock(fv, fp, false);
+         if (m) w.from = *m;
+         ok = ok && m.has_value();
+       }},
+      {"to", [&](const Json& tv, const std::string& tp) {
+         auto m = clock(tv, tp, true);
+         if (m) w.to = *m;
+         to_pointer = tp;
+         ok = ok && m.has_value();
+       }},
+    });
+    if (!walked || !ok) return std::nullopt;
+    if (w.from == w.to) {
+      // "to" < "from" wraps past midnight, so equal ends could mean nothing or everything: say which.
+      error(to_pointer.value_or(p), "the window from " + clock_text(w.from) + " to " + clock_text(w.to) +
+                                        " is empty; use \"00:00\" to \"24:00\" for whole days");
+      return std::nullopt;
+    }
+    return w;
+  }
+
+  static std::string clock_text(int minutes) {
+    const int h = minutes / 60 % 100;
+    const int m = minutes % 60;
+    return {'"', static_cast<char>('0' + h / 10), static_cast<char>('0' + h % 10), ':',
+            static_cast<char>('0' + m / 10), static_cast<char>('0' + m % 10), '"'};
+  }
+
+  void time(const Json& v, const std::string& p, Policy& out) {
+    object(v, p, {
+      {"zone", [&](const Json& zv, const std::string& zp) {
+         if (auto z = one_of(zv, zp, {"local", "UTC"})) out.time_utc = *z == 1;
+       }},
+      {"override", [&](const Json& ov, const std::string& op) {
+         if (ov.is_string()) {
+           if (auto m = parse_minute_of_week(ov.get_ref<const std::string&>())) {
+             out.time_override = *m;
+             return;
+           }
+         }
+         error(op, "expected a day and a time like \"mon 09:30\", got " + show(ov));
+       }},
+    });
+  }
+
+  // "mon 09:30" -> minutes since Monday 00:00.
+  static std::optional<policy::MinuteOfWeek> parse_minute_of_week(std::string_view s) {
+    if (s.size() != 9 || s[3] != ' ') return std::nullopt;
+    auto d = day_index(s.substr(0, 3));
+    auto m = clock_minutes(s.substr(4), false);
+    if (!d || !m) return std::nullopt;
+    return *d * 1440 + *m;
+  }
+
   std::vector<ConfigError> errors_;
   std::set<std::string> duplicates_;
+  std::vector<std::string> declared_listeners_, declared_groups_, declared_lists_;
+  bool has_users_file_ = false;
   std::vector<std::pair<SocketAddress, std::string>> seen_addresses_;
 };
 
@@ -584,15 +1164,10 @@ LoadResult load_config_file(const std::string& path) {
   int err = std::ferror(f) != 0 ? errno : 0;
   std::fclose(f);
   if (err != 0) return fail(err);
-  return parse_config(text);
-}
-
-std::shared_ptr<const Snapshot> compile(Config config) {
-  auto snap = std::make_shared<Snapshot>();
-  snap->policy.connect_ports = config.forward.connect_ports;
-  snap->ssrf_allow = CidrSet(config.ssrf_allow);
-  snap->config = std::move(config);
-  return snap;
+  r = parse_config(text);
+  // Relative paths in the file (users file, lists, block page) are relative to the file itself.
+  if (r.config) r.config->base_dir = std::filesystem::path(path).parent_path().string();
+  return r;
 }
 
 }  // namespace portier::config

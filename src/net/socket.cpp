@@ -13,6 +13,7 @@ const char* phase_name(Phase p) noexcept {
     case Phase::tunnel_idle: return "tunnel_idle";
     case Phase::upstream_write: return "upstream_write";
     case Phase::drain: return "drain";
+    case Phase::client_hello: return "client_hello";
   }
   return "none";
 }

@@ -87,6 +87,10 @@ std::string to_json(const AccessRecord& r) {
   field(out, "upstream", r.upstream);
   field(out, "error", r.error);
   field(out, "rule", r.rule);
+  field(out, "entry", r.entry);
+  field(out, "user", r.user);
+  field(out, "groups", r.groups);
+  field(out, "sni", r.sni);
   out += '}';
   return out;
 }

@@ -1,24 +1,167 @@
 #include "portier/policy/decide.hpp"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 
 namespace portier::policy {
+namespace {
 
-Decision decide(const RequestFacts& facts, const PolicySnapshot& snap) noexcept {
-  if (facts.is_connect) {
-    bool allowed = std::any_of(snap.connect_ports.begin(), snap.connect_ports.end(),
-                               [&](const PortRange& r) { return r.contains(facts.port); });
-    if (!allowed) {
-      return Deny{403, "connect_ports", "CONNECT to port " + std::to_string(facts.port) + " is not allowed"};
-    }
-    return Tunnel{Route{}};
+bool in_ranges(const std::vector<Cidr>& ranges, const IpAddress& a) noexcept {
+  return std::any_of(ranges.begin(), ranges.end(), [&](const Cidr& c) { return c.contains(a); });
+}
+
+bool contains(const std::vector<std::string>& v, std::string_view s) noexcept {
+  return std::any_of(v.begin(), v.end(), [&](const std::string& x) { return x == s; });
+}
+
+// A name test over the tunnel's two names. A deny must trigger when either the CONNECT host or the
+// SNI matches; an allow (or egress) must hold for both, so a forged SNI can never widen access.
+template <class Test>
+bool names_match(const RequestFacts& f, bool for_deny, Test&& test) {
+  bool host = test(f.host);
+  if (f.sni.empty() || f.sni == f.host) return host;
+  bool sni = test(f.sni);
+  return for_deny ? (host || sni) : (host && sni);
+}
+
+struct Match {
+  bool ok = false;
+  std::string entry;  // list entry that matched
+};
+
+Match condition_holds(const Condition& c, const RequestFacts& f, bool for_deny) {
+  Match m;
+  if (!c.listeners.empty() && !contains(c.listeners, f.listener)) return m;
+  if (!c.methods.empty() && !contains(c.methods, f.method)) return m;
+  if (!c.ports.empty() &&
+      !std::any_of(c.ports.begin(), c.ports.end(), [&](const PortRange& r) { return r.contains(f.port); }))
+    return m;
+  if (!c.clients.empty() && !in_ranges(c.clients, f.client)) return m;
+  if (!c.users.empty() && (f.user.empty() || !contains(c.users, f.user))) return m;
+  if (!c.groups.empty()) {
+    if (f.groups == nullptr) return m;
+    bool any = std::any_of(c.groups.begin(), c.groups.end(), [&](const std::string& g) { return contains(*f.groups, g); });
+    if (!any) return m;
   }
-  return Forward{Route{}};
+  if (!c.times.empty() &&
+      !std::any_of(c.times.begin(), c.times.end(), [&](const TimeWindow& w) { return w.contains(f.minute_of_week); }))
+    return m;
+  if (c.url) {
+    if (f.url.empty() || !re2::RE2::PartialMatch(f.url, *c.url)) return m;
+  }
+  if (c.host) {
+    if (!names_match(f, for_deny, [&](std::string_view name) { return re2::RE2::PartialMatch(name, *c.host); })) return m;
+  }
+  if (!c.lists.empty()) {
+    bool any = false;
+    for (const auto& list : c.lists) {
+      std::string entry;
+      auto test = [&](std::string_view text) {
+        auto hit = list->match(text);
+        if (hit && entry.empty()) entry = *hit;
+        return hit.has_value();
+      };
+      bool hit = (list->matches_hosts() || f.url.empty()) ? names_match(f, for_deny, test) : test(f.url);
+      if (hit) {
+        any = true;
+        m.entry = std::move(entry);
+        break;
+      }
+    }
+    if (!any) return m;
+  }
+  m.ok = true;
+  return m;
+}
+
+Decision admit(const RequestFacts& f, Route route, std::string rule) {
+  if (f.is_connect) return Tunnel{std::move(route), std::move(rule)};
+  return Forward{std::move(route), std::move(rule)};
+}
+
+}  // namespace
+
+bool TimeWindow::contains(MinuteOfWeek m) const noexcept {
+  int day = (m / 1440) % 7;
+  int minute = m % 1440;
+  if (from <= to) return (days >> day & 1) && minute >= from && minute < to;
+  // Wraps past midnight: the early part belongs to the window that started the day before.
+  if (minute >= from) return days >> day & 1;
+  if (minute < to) return days >> ((day + 6) % 7) & 1;
+  return false;
+}
+
+bool Condition::empty() const noexcept {
+  return listeners.empty() && users.empty() && groups.empty() && clients.empty() && methods.empty() && !host &&
+         lists.empty() && !url && ports.empty() && times.empty();
+}
+
+const ListenerPolicy* PolicySnapshot::listener(std::string_view name) const noexcept {
+  for (const auto& l : listeners)
+    if (l.name == name) return &l;
+  return nullptr;
+}
+
+Decision decide(const RequestFacts& f, const PolicySnapshot& snap) noexcept {
+  const ListenerPolicy* lp = snap.listener(f.listener);
+  const bool trusted = lp != nullptr && in_ranges(lp->trusted, f.client);
+
+  // Who may use this listener at all.
+  if (lp != nullptr && !lp->allow_clients.empty() && !trusted && !in_ranges(lp->allow_clients, f.client)) {
+    Deny d{403, "client_network", "your network may not use this proxy", "", "", lp->refuse == RefuseMode::close};
+    return d;
+  }
+  // Who they are. Wrong credentials get a new challenge even where auth is optional: a browser
+  // must be able to correct a typo, and nothing passes under a name that was not verified.
+  if (lp != nullptr && !trusted) {
+    bool need = lp->auth == AuthMode::required || (lp->auth == AuthMode::optional && f.credentials_present);
+    if (need && f.user.empty()) return Challenge{snap.realm};
+  }
+  // Domain fronting: the TLS name must be the name the tunnel was asked for.
+  if (f.is_connect && snap.sni_must_match && !f.sni.empty() && !IpAddress::parse(f.host) && f.sni != f.host) {
+    return Deny{403, "sni_mismatch",
+                "the TLS server name " + std::string(f.sni) + " does not match the CONNECT host " + std::string(f.host),
+                "domain fronting", "", false};
+  }
+
+  for (const Rule& r : snap.rules) {
+    const bool for_deny = r.action == Action::deny;
+    Match m = condition_holds(r.when, f, for_deny);
+    if (!m.ok) continue;
+    if (r.unless && condition_holds(*r.unless, f, !for_deny).ok) continue;
+    switch (r.action) {
+      case Action::allow: return admit(f, Route{}, r.id);
+      case Action::egress: return admit(f, Route{r.egress}, r.id);
+      case Action::deny: {
+        std::string reason = r.reason.empty() ? "denied by rule " + r.id : r.reason;
+        return Deny{403, r.id, std::move(reason), r.category, std::move(m.entry), false};
+      }
+    }
+  }
+  if (snap.default_action == Action::deny) {
+    return Deny{403, "default", "not allowed by any rule of this proxy", "", "", false};
+  }
+  return admit(f, Route{}, "");
 }
 
 const char* decision_name(const Decision& d) noexcept {
   static constexpr const char* kNames[] = {"tunnel", "forward", "deny", "challenge", "answer"};
   return kNames[d.index()];
+}
+
+std::vector<Rule> default_rules() {
+  Rule r;
+  r.id = "connect_ports";
+  r.when.methods = {"CONNECT"};
+  Condition unless;
+  unless.ports = {PortRange{443, 443}};
+  r.unless = std::move(unless);
+  r.action = Action::deny;
+  r.reason = "CONNECT is only allowed to port 443";
+  std::vector<Rule> out;
+  out.push_back(std::move(r));
+  return out;
 }
 
 }  // namespace portier::policy

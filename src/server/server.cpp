@@ -12,6 +12,7 @@
 #include "portier/net/asio.hpp"
 #include "portier/net/resolve.hpp"
 #include "portier/observe/access_log.hpp"
+#include "portier/policy/users.hpp"
 #include "portier/session/worker.hpp"
 
 namespace portier::server {
@@ -108,28 +109,56 @@ std::size_t address_count(const config::Config& c) {
   return n;
 }
 
+policy::ThrottleOptions throttle_options(const config::Config& c) {
+  policy::ThrottleOptions o;
+  o.max_failures = c.auth.max_failures;
+  o.window = std::chrono::duration_cast<std::chrono::seconds>(c.auth.failure_window);
+  o.backoff = std::chrono::duration_cast<std::chrono::seconds>(c.auth.block);
+  return o;
+}
+
+void print_errors(const std::vector<config::ConfigError>& errors, const char* prefix) {
+  for (const auto& e : errors) std::cerr << prefix << config::format_error(e) << "\n";
+}
+
+// What a reload cannot change while listeners stay open.
+std::string restart_only_changes(const config::Config& old_cfg, const config::Config& new_cfg) {
+  auto addresses = [](const config::Config& c) {
+    std::vector<std::string> out;
+    for (const auto& l : c.listeners)
+      for (const auto& a : l.listen) out.push_back(l.name + "@" + a.to_string());
+    return out;
+  };
+  std::string why;
+  if (addresses(old_cfg) != addresses(new_cfg)) why += " listeners";
+  if (old_cfg.workers != new_cfg.workers) why += " workers";
+  if (old_cfg.access_log.path != new_cfg.access_log.path) why += " access_log.path";
+  return why;
+}
+
 }  // namespace
 
 int check(const std::string& config_path) {
-  auto loaded = config::load_config_file(config_path);
-  if (!loaded.errors.empty()) {
-    for (const auto& e : loaded.errors) std::cerr << config::format_error(e) << "\n";
-    std::cerr << "portier: config " << config_path << " has " << loaded.errors.size() << " error(s)\n";
+  auto compiled = config::load_and_compile(config_path);
+  if (!compiled.errors.empty()) {
+    print_errors(compiled.errors, "");
+    std::cerr << "portier: config " << config_path << " has " << compiled.errors.size() << " error(s)\n";
     return 1;
   }
-  const auto& c = *loaded.config;
+  const auto& c = compiled.snapshot->config;
   std::cout << "portier: config " << config_path << " is valid: " << c.listeners.size() << " listener(s), "
-            << address_count(c) << " address(es), " << worker_count(c) << " worker(s)\n";
+            << address_count(c) << " address(es), " << worker_count(c) << " worker(s), "
+            << compiled.snapshot->policy.rules.size() << " rule(s), " << c.lists.size() << " list(s)\n";
   return 0;
 }
 
 int run(const std::string& config_path) {
-  auto loaded = config::load_config_file(config_path);
-  if (!loaded.errors.empty()) {
-    for (const auto& e : loaded.errors) std::cerr << config::format_error(e) << "\n";
+  auto compiled = config::load_and_compile(config_path);
+  if (!compiled.errors.empty()) {
+    print_errors(compiled.errors, "");
     return 1;
   }
-  auto snapshot = config::compile(std::move(*loaded.config));
+  std::shared_ptr<const config::Snapshot> snapshot = compiled.snapshot;
   const auto& cfg = snapshot->config;
 
   std::string log_error;
@@ -149,6 +178,7 @@ int run(const std::string& config_path) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const unsigned n = worker_count(cfg);
+  asio::thread_pool verifier(2);
   std::vector<std::unique_ptr<Worker>> workers;
   std::random_device rd;
   for (unsigned i = 0; i < n; ++i) {
@@ -157,6 +187,8 @@ int run(const std::string& config_path) {
     w->ctx.worker_count = n;
     w->ctx.snapshot = snapshot;
     w->ctx.access_log = &access_log;
+    w->ctx.verifier = &verifier;
+    w->ctx.throttle = policy::FailureThrottle(throttle_options(cfg));
     w->ctx.request_seed = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
     w->ctx.pool.set_limits(upstream::PoolLimits{cfg.origin_pool.max_idle_per_host, cfg.origin_pool.max_idle_total,
                                                 cfg.origin_pool.idle});
@@ -200,7 +232,32 @@ int run(const std::string& config_path) {
                 << cfg.timeouts.shutdown_grace.count() << " ms)\n";
       break;
     }
-    if (sig == SIGHUP) std::cerr << "portier: SIGHUP: reload is not supported yet; restart to apply changes\n";
+    if (sig == SIGHUP) {
+      // Compile off the I/O threads; publish only a good snapshot. Sessions keep the snapshot they
+      // started with, so requests and tunnels in flight finish under the old rules.
+      auto next = config::load_and_compile(config_path);
+      if (!next.errors.empty()) {
+        print_errors(next.errors, "portier: reload failed, keeping the running config: ");
+        continue;
+      }
+      if (auto why = restart_only_changes(snapshot->config, next.snapshot->config); !why.empty()) {
+        std::cerr << "portier: reload: changes to" << why << " need a restart; applying the rest\n";
+      }
+      snapshot = next.snapshot;
+      for (auto& w : workers) {
+        Worker* raw = w.get();
+        auto opts = throttle_options(snapshot->config);
+        auto limits = upstream::PoolLimits{snapshot->config.origin_pool.max_idle_per_host,
+                                           snapshot->config.origin_pool.max_idle_total, snapshot->config.origin_pool.idle};
+        asio::post(raw->io, [raw, snap = snapshot, opts, limits] {
+          raw->ctx.snapshot = snap;
+          raw->ctx.pool.set_limits(limits);
+          raw->ctx.credentials.clear();  // users may have changed; the epoch also guards this
+        });
+      }
+      std::cerr << "portier: reloaded " << config_path << ": " << snapshot->policy.rules.size() << " rule(s), "
+                << snapshot->config.lists.size() << " list(s)" << std::endl;
+    }
   }
 
   for (auto& w : workers) {
@@ -208,6 +265,7 @@ int run(const std::string& config_path) {
     asio::co_spawn(raw->io, drain(*raw, cfg.timeouts.shutdown_grace), asio::detached);
   }
   for (auto& w : workers) w->thread.join();
+  verifier.join();
   std::cerr << "portier: stopped\n";
   return 0;
 }

@@ -1,11 +1,20 @@
 // CONNECT: authority -> policy -> dial -> 200 -> tunnel. A tunnel ends the client connection.
+#include "portier/http/client_hello.hpp"
 #include "portier/relay/tunnel.hpp"
 #include "portier/upstream/direct.hpp"
 #include "session_impl.hpp"
 
 namespace portier::session {
 
-net::awaitable<void> Session::handle_connect() {
+namespace {
+
+// How long a tunnel waits for the client's first bytes before it goes on without an SNI. A TLS
+// client sends its ClientHello at once; only server-speaks-first protocols (SMTP, SSH) wait here.
+constexpr auto kClientHelloWait = std::chrono::seconds(1);
+
+}  // namespace
+
+net::awaitable<bool> Session::handle_connect() {
   const auto& head = req_.request();
   rec_.decision = "tunnel";
   auto authority = http::parse_authority(head.target);
@@ -13,34 +22,29 @@ net::awaitable<void> Session::handle_connect() {
     rec_.decision = "error";
     co_await answer_error(authority.error());
     finish_record();
-    co_return;
+    co_return false;
   }
   rec_.target = authority->to_string();
 
-  policy::RequestFacts facts;
-  facts.listener = listener_;
-  facts.client = client_ip_;
-  facts.method = head.method;
+  co_await authenticate();
+  policy::RequestFacts facts = base_facts();
   facts.is_connect = true;
   facts.host = authority->host;
   facts.port = authority->port;
-  facts.now_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(rec_.start.time_since_epoch()).count();
   auto decision = policy::decide(facts, snap_->policy);
-  if (auto* deny = std::get_if<policy::Deny>(&decision)) {
-    rec_.decision = "deny";
-    rec_.rule = deny->rule;
-    rec_.error = deny->reason;
-    co_await answer(deny->status, deny->reason, false);
+  if (!std::holds_alternative<policy::Tunnel>(decision) || identity_.throttled) {
+    bool keep = co_await answer_refusal(decision, false);
     finish_record();
-    co_return;
+    co_return keep;
   }
+  rec_.rule = std::get<policy::Tunnel>(decision).rule;
 
   upstream::DirectOptions opt{guard(), timeouts().connect};
   auto connected = co_await upstream::connect_direct(authority->host, authority->port, opt);
   if (!connected) {
     co_await answer_error(connected.error());
     finish_record();
-    co_return;
+    co_return false;
   }
   up_.emplace(std::move(*connected));
   rec_.upstream = net::endpoint_string(up_->peer);
@@ -49,9 +53,34 @@ net::awaitable<void> Session::handle_connect() {
   if (auto w = co_await write_client(kEstablished); !w) {
     rec_.error = w.error().describe();
     finish_record();
-    co_return;
+    co_return false;
   }
   rec_.status = 200;
+
+  // Read the ClientHello (if this is TLS) before a single byte goes upstream, and decide again
+  // with its SNI: host rules apply to it too, and a name other than the CONNECT host is fronting.
+  // Dialling came first so that a dead upstream still gets a clear 502 instead of a closed tunnel.
+  auto hello = co_await read_client_hello();
+  if (!hello) {
+    rec_.error = hello.error().describe();
+    finish_record();
+    co_return false;
+  }
+  if (!hello->empty()) {
+    rec_.sni = *hello;
+    facts.sni = rec_.sni;
+    auto with_sni = policy::decide(facts, snap_->policy);
+    if (!std::holds_alternative<policy::Tunnel>(with_sni)) {
+      const auto* deny = std::get_if<policy::Deny>(&with_sni);
+      rec_.decision = "deny";
+      rec_.rule = deny != nullptr ? deny->rule : "sni";
+      rec_.entry = deny != nullptr ? deny->entry : "";
+      rec_.error = deny != nullptr ? deny->reason : "denied by its SNI";
+      finish_record();  // the 200 is out; closing is the only answer left inside a tunnel
+      co_return false;
+    }
+  }
+
   // Bytes the client sent right behind the CONNECT head already belong to the tunnel.
   if (!cbuf_.empty()) {
     auto leftover = cbuf_.readable();
@@ -59,7 +88,7 @@ net::awaitable<void> Session::handle_connect() {
     if (auto w = co_await write_upstream(leftover); !w) {
       rec_.error = w.error().describe();
       finish_record();
-      co_return;
+      co_return false;
     }
     rec_.bytes_up += leftover.size();
     cbuf_.consume(leftover.size());
@@ -71,6 +100,33 @@ net::awaitable<void> Session::handle_connect() {
   rec_.bytes_down += result.bytes_down;
   if (result.end != "client_eof" && result.end != "upstream_eof") rec_.error = result.end;
   finish_record();
+  co_return false;  // a tunnel ends the client connection
+}
+
+}  // namespace portier::session
+
+namespace portier::session {
+
+// The SNI of the client's ClientHello: empty when the first bytes are not TLS, carry no SNI, or do
+// not come within kClientHelloWait. The bytes stay in cbuf_ to be relayed.
+net::awaitable<Result<std::string>> Session::read_client_hello() {
+  http::ClientHelloParser parser;
+  auto status = cbuf_.empty() ? http::HelloStatus::need_more : parser.feed(cbuf_.readable());
+  deadline_.arm(net::Phase::client_hello, kClientHelloWait);
+  while (status == http::HelloStatus::need_more) {
+    auto [p, cap] = cbuf_.writable();
+    if (cap == 0) break;
+    auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, cap), net::nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted && deadline_.expired() == net::Phase::client_hello) break;
+      co_return Error{errc::client_closed, Side::downstream, "before its first bytes into the tunnel"};
+    }
+    cbuf_.commit(n);
+    status = parser.feed(std::string_view(p, n));
+  }
+  deadline_.disarm();
+  if (status == http::HelloStatus::done && parser.info().has_sni) co_return parser.info().sni;
+  co_return std::string();
 }
 
 }  // namespace portier::session

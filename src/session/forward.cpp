@@ -45,25 +45,19 @@ net::awaitable<bool> Session::handle_forward() {
     rec_.path += url->query;
   }
 
-  policy::RequestFacts facts;
-  facts.listener = listener_;
-  facts.client = client_ip_;
-  facts.method = head.method;
+  co_await authenticate();
+  policy::RequestFacts facts = base_facts();
   facts.host = url->authority.host;
   facts.port = url->authority.port;
   facts.path = url->path;
-  facts.now_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(rec_.start.time_since_epoch()).count();
+  facts.url = head.target;
   auto decision = policy::decide(facts, snap_->policy);
-  if (auto* deny = std::get_if<policy::Deny>(&decision)) {
-    rec_.decision = "deny";
-    rec_.rule = deny->rule;
-    rec_.error = deny->reason;
-    // The body was not read: only a request without one leaves the connection usable.
-    bool keep = !has_body && head.keep_alive && finish_request_without_body();
-    co_await answer(deny->status, deny->reason, keep);
+  if (!std::holds_alternative<policy::Forward>(decision) || identity_.throttled) {
+    bool keep = co_await answer_refusal(decision, has_body);
     finish_record();
     co_return keep;
   }
+  rec_.rule = std::get<policy::Forward>(decision).rule;
 
   // What goes to the origin.
   http::prepare_origin_request(head, *url, forward_options());

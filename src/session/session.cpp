@@ -1,6 +1,9 @@
 // The per-connection pipeline: read a head -> facts -> policy::decide -> forward | tunnel | answer,
 // and one access record for every request, whatever its outcome.
+#include <ctime>
 #include <iostream>
+
+#include "portier/policy/block_page.hpp"
 
 #include "session_impl.hpp"
 
@@ -140,11 +143,7 @@ net::awaitable<void> Session::run() {
 
     const auto& request = req_.request();
     rec_.method = request.method;
-    if (request.method == "CONNECT") {
-      co_await handle_connect();
-      co_return;
-    }
-    bool keep = co_await handle_forward();
+    bool keep = request.method == "CONNECT" ? co_await handle_connect() : co_await handle_forward();
     if (!keep || stopping_ || ctx_.draining) co_return;
   }
 }
@@ -194,6 +193,147 @@ net::awaitable<Result<Session::HeadResult>> Session::read_request_head() {
   }
 }
 
+// ---- identity and facts ----------------------------------------------------------------------------
+
+namespace {
+
+// Runs on the verifier pool. Parameters are by value: the frame owns them, not the caller.
+net::awaitable<policy::CheckResult> check_on_pool(std::shared_ptr<const policy::UsersFile> users, std::string user,
+                                                  std::string password) {
+  co_return users->check(user, password);
+}
+
+}  // namespace
+
+// Verifies Proxy-Authorization, if any. Cached successes cost a hash lookup; a miss is checked on
+// the verifier pool so a bcrypt check never stalls this thread's other connections.
+net::awaitable<void> Session::authenticate() {
+  identity_ = Identity{};
+  const std::string* header = req_.request().headers.find("Proxy-Authorization");
+  if (header == nullptr) co_return;
+  identity_.present = true;
+  auto creds = policy::parse_basic_credentials(*header);
+  if (!creds || !snap_->users) co_return;
+  const auto now = net::Clock::now();
+  const auto epoch = snap_->users->epoch();
+  bool ok = ctx_.credentials.lookup(*creds, now, epoch);
+  if (!ok) {
+    if (!ctx_.throttle.allow(client_ip_, now)) {
+      identity_.throttled = true;
+      co_return;
+    }
+    policy::CheckResult r = policy::CheckResult::wrong_password;
+    if (ctx_.verifier != nullptr) {
+      r = co_await asio::co_spawn(*ctx_.verifier, check_on_pool(snap_->users, creds->user, creds->password),
+                                  asio::use_awaitable);
+    } else {
+      r = snap_->users->check(creds->user, creds->password);
+    }
+    ok = r == policy::CheckResult::ok;
+    if (ok) {
+      ctx_.credentials.insert(*creds, net::Clock::now(), snap_->config.auth.cache_ttl, epoch);
+    } else {
+      ctx_.throttle.record_failure(client_ip_, net::Clock::now());
+      rec_.error = "auth_failed: user " + creds->user;
+    }
+  }
+  if (!ok) co_return;
+  identity_.user = creds->user;
+  rec_.user = identity_.user;
+  if (auto it = snap_->user_groups.find(identity_.user); it != snap_->user_groups.end()) {
+    identity_.groups = &it->second;
+    for (const auto& g : it->second) {
+      if (!rec_.groups.empty()) rec_.groups += ',';
+      rec_.groups += g;
+    }
+  }
+}
+
+policy::MinuteOfWeek Session::minute_of_week() const {
+  const auto& t = snap_->config.policy;
+  if (t.time_override) return *t.time_override;
+  std::time_t secs = std::chrono::system_clock::to_time_t(rec_.start);
+  std::tm tm{};
+  if (t.time_utc) {
+    ::gmtime_r(&secs, &tm);
+  } else {
+    ::localtime_r(&secs, &tm);
+  }
+  int monday_based = (tm.tm_wday + 6) % 7;
+  return monday_based * 1440 + tm.tm_hour * 60 + tm.tm_min;
+}
+
+policy::RequestFacts Session::base_facts() const {
+  policy::RequestFacts f;
+  f.listener = listener_;
+  f.client = client_ip_;
+  f.method = req_.request().method;
+  f.credentials_present = identity_.present;
+  f.user = identity_.user;
+  f.groups = identity_.groups;
+  f.minute_of_week = minute_of_week();
+  return f;
+}
+
+net::awaitable<bool> Session::answer_refusal(const policy::Decision& d, bool body_unread) {
+  const auto& head = req_.request();
+  const bool connect = head.method == "CONNECT";
+  // The connection stays usable only if nothing of this request is left unread.
+  auto reusable = [&] {
+    if (body_unread || !head.keep_alive || stopping_) return false;
+    if (connect) {
+      if (!cbuf_.empty()) return false;  // bytes after the CONNECT head were meant for a tunnel
+      req_ = http::Parser(http::Parser::Kind::request, snap_->config.limits);
+      return true;
+    }
+    return finish_request_without_body();
+  };
+
+  if (identity_.throttled) {
+    rec_.decision = "deny";
+    rec_.rule = "auth_throttle";
+    rec_.error = "too many failed logins from this address";
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(snap_->config.auth.block).count();
+    http::Headers h;
+    h.add("Retry-After", std::to_string(secs));
+    bool keep = reusable();
+    co_await answer(429, "too many failed logins from this address; try again in " + std::to_string(secs) + " s", keep, h);
+    co_return keep;
+  }
+  if (const auto* c = std::get_if<policy::Challenge>(&d)) {
+    rec_.decision = "challenge";
+    if (rec_.error.empty()) rec_.error = identity_.present ? "auth_failed" : "auth_required";
+    http::Headers h;
+    h.add("Proxy-Authenticate", "Basic realm=\"" + c->realm + "\", charset=\"UTF-8\"");
+    bool keep = reusable();  // browsers answer the challenge on the same connection
+    co_await answer(407, "this proxy requires a user name and password", keep, h);
+    co_return keep;
+  }
+  const auto& deny = std::get<policy::Deny>(d);
+  rec_.decision = "deny";
+  rec_.rule = deny.rule;
+  rec_.entry = deny.entry;
+  if (rec_.error.empty()) rec_.error = deny.reason;
+  if (deny.close) co_return false;  // refused network, configured to get no answer at all
+  std::string request_id = observe::format_request_id(rec_.request_id);
+  std::string host = rec_.target.substr(0, rec_.target.rfind(':'));
+  policy::BlockPageFields fields{host, deny.reason, deny.category, deny.rule, request_id};
+  const std::string* accept = head.headers.find("Accept");
+  bool keep = !connect && reusable();
+  if (!connect && accept != nullptr && policy::wants_html(*accept)) {
+    http::Headers h;
+    h.add("Content-Type", "text/html; charset=utf-8");
+    h.add("Cache-Control", "no-store");
+    co_await answer_body(deny.status, policy::render_block_page(snap_->block_page, fields), keep, h);
+  } else {
+    http::Headers h;
+    h.add("Content-Type", "text/plain; charset=utf-8");
+    h.add("Cache-Control", "no-store");
+    co_await answer_body(deny.status, policy::render_block_text(fields), keep, h);
+  }
+  co_return keep;
+}
+
 // ---- writing -----------------------------------------------------------------------------------------
 
 net::awaitable<Result<void>> Session::write_client(std::string_view a, std::string_view b) {
@@ -220,7 +360,7 @@ net::awaitable<Result<void>> Session::write_upstream(std::string_view a, std::st
   co_return Result<void>{};
 }
 
-net::awaitable<void> Session::answer(int status, std::string_view message, bool keep_alive) {
+net::awaitable<void> Session::answer(int status, std::string_view message, bool keep_alive, http::Headers extra) {
   std::string body;
   body.reserve(message.size() + 48);
   body += std::to_string(status);
@@ -229,8 +369,11 @@ net::awaitable<void> Session::answer(int status, std::string_view message, bool 
   body += ": ";
   body += message;
   body += '\n';
-  http::Headers h;
-  h.add("Content-Type", "text/plain; charset=utf-8");
+  extra.add("Content-Type", "text/plain; charset=utf-8");
+  co_await answer_body(status, std::move(body), keep_alive, std::move(extra));
+}
+
+net::awaitable<void> Session::answer_body(int status, std::string body, bool keep_alive, http::Headers h) {
   h.add("Content-Length", std::to_string(body.size()));
   if (!keep_alive) h.add("Connection", "close");
   out_.clear();

@@ -41,7 +41,8 @@ class Session {
   net::awaitable<void> close_client();
   net::awaitable<Result<HeadResult>> read_request_head();
   net::awaitable<bool> handle_forward();
-  net::awaitable<void> handle_connect();
+  net::awaitable<bool> handle_connect();
+  net::awaitable<Result<std::string>> read_client_hello();
 
   // Forwarding pieces (forward.cpp).
   net::awaitable<Exchange> exchange(const std::string& head_bytes, bool reused, bool& answered);
@@ -50,10 +51,24 @@ class Session {
   net::awaitable<Result<void>> relay_response();
   bool finish_request_without_body();
 
+  // Who the client is and the facts policy decides on (session.cpp).
+  struct Identity {
+    bool present = false;    // a Proxy-Authorization header came
+    bool throttled = false;  // too many failures from this client: not even checked
+    std::string user;        // set only when verified
+    const std::vector<std::string>* groups = nullptr;
+  };
+  net::awaitable<void> authenticate();
+  policy::RequestFacts base_facts() const;
+  policy::MinuteOfWeek minute_of_week() const;
+  // Answers a decision that is not a go-ahead; returns whether the connection stays usable.
+  net::awaitable<bool> answer_refusal(const policy::Decision& d, bool body_unread);
+
   // Answers and writes (session.cpp).
   net::awaitable<Result<void>> write_client(std::string_view a, std::string_view b = {});
   net::awaitable<Result<void>> write_upstream(std::string_view a, std::string_view b = {});
-  net::awaitable<void> answer(int status, std::string_view message, bool keep_alive);
+  net::awaitable<void> answer(int status, std::string_view message, bool keep_alive, http::Headers extra = {});
+  net::awaitable<void> answer_body(int status, std::string body, bool keep_alive, http::Headers h);
   net::awaitable<void> answer_error(const Error& e, bool keep_alive = false);
   Error read_error(std::error_code ec, Side side, bool head_started) const;
 
@@ -81,6 +96,7 @@ class Session {
   std::string out_;  // serialized heads
 
   observe::AccessRecord rec_;
+  Identity identity_;
   net::Clock::time_point started_;
   bool idle_ = false;       // waiting for the next request with nothing buffered
   bool stopping_ = false;   // drain or abort asked us to finish

@@ -44,8 +44,8 @@ class Cli(unittest.TestCase):
         p = run(["--check", path])
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout.decode().strip(),
-                         "portier: config %s is valid: 1 listener(s), 2 address(es), 2 worker(s)"
-                         % path)
+                         "portier: config %s is valid: 1 listener(s), 2 address(es), 2 worker(s), "
+                         "1 rule(s), 0 list(s)" % path)
 
     def test_check_full_example_config(self):
         cfg = {
@@ -67,7 +67,7 @@ class Cli(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertRegex(p.stdout.decode().strip(),
                          r"^portier: config .* is valid: 1 listener\(s\), 2 address\(es\), "
-                         r"\d+ worker\(s\)$")
+                         r"\d+ worker\(s\), 1 rule\(s\), 0 list\(s\)$")
 
     def test_check_three_errors(self):
         path = self.write({"workers": -1,

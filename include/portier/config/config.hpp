@@ -7,11 +7,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "portier/core/ip.hpp"
 #include "portier/http/codec.hpp"
 #include "portier/policy/decide.hpp"
+#include "portier/policy/users.hpp"
 
 namespace portier::config {
 
@@ -21,6 +24,60 @@ struct Listener {
   std::string name;
   std::vector<SocketAddress> listen;
   ListenerMode mode = ListenerMode::forward;
+  policy::AuthMode auth = policy::AuthMode::off;  // "auth": "off" | "optional" | "required"
+  std::vector<Cidr> trusted;                      // "trusted": clients that need no credentials
+  std::vector<Cidr> allow_clients;                // "allow_clients": when set, other clients are refused
+  policy::RefuseMode refuse = policy::RefuseMode::forbid;  // "refuse": "403" | "close"
+};
+
+// "auth": users and groups.
+struct Auth {
+  std::string realm = "portier";
+  std::string users_file;  // htpasswd; relative paths are relative to the config file
+  std::vector<std::pair<std::string, std::vector<std::string>>> groups;  // group -> users, in file order
+  std::chrono::milliseconds cache_ttl{300000};  // verified credentials are remembered this long
+  unsigned max_failures = 10;                    // failed attempts per client address within the window ...
+  std::chrono::milliseconds failure_window{60000};
+  std::chrono::milliseconds block{60000};        // ... before it is refused for this long
+};
+
+enum class ListKind { domain, regex };
+
+// "lists": {"name": {"file": ..., "match": "domain" | "regex", "max_mem_mb": 64}}
+struct ListConfig {
+  std::string name;
+  std::string file;  // relative paths are relative to the config file
+  ListKind kind = ListKind::domain;
+  std::size_t max_mem_mb = 64;  // regex lists: RE2 memory budget
+  std::string pointer;          // where it was declared, for error messages
+};
+
+// One condition block of a rule, as written (compiled into policy::Condition).
+struct ConditionConfig {
+  std::vector<std::string> listeners, users, groups, methods, lists;
+  std::vector<Cidr> clients;
+  std::string host;  // RE2, empty = any
+  std::string url;   // RE2, empty = any
+  std::vector<policy::PortRange> ports;
+  std::vector<policy::TimeWindow> times;
+};
+
+struct RuleConfig {
+  std::string id;
+  ConditionConfig when;
+  std::optional<ConditionConfig> unless;
+  policy::Action action = policy::Action::allow;
+  std::string reason, category, egress;
+  std::string pointer;  // "/rules/3"
+};
+
+struct Policy {
+  std::optional<std::vector<RuleConfig>> rules;  // absent: the built-in default (CONNECT to connect_ports only)
+  policy::Action default_action = policy::Action::allow;  // "default_action": "allow" | "deny"
+  std::string block_page;  // HTML template file; empty = built-in
+  bool sni_must_match = true;  // "sni": {"require_match": true}
+  bool time_utc = false;       // "time": {"zone": "local" | "UTC"}
+  std::optional<policy::MinuteOfWeek> time_override;  // "time": {"override": "mon 09:30"} (tests)
 };
 
 struct AccessLog {
@@ -50,8 +107,12 @@ struct OriginPool {
 };
 
 struct Config {
+  std::string base_dir;  // directory of the config file: relative paths start here
   unsigned workers = 0;  // 0 = one per core
   std::vector<Listener> listeners;
+  Auth auth;
+  std::vector<ListConfig> lists;
+  Policy policy;
   AccessLog access_log;
   Forward forward;
   std::vector<Cidr> ssrf_allow;  // internal ranges an admin opens on purpose
@@ -80,8 +141,21 @@ struct Snapshot {
   Config config;
   policy::PolicySnapshot policy;
   CidrSet ssrf_allow;
+  std::shared_ptr<const policy::UsersFile> users;  // null when auth has no users_file
+  std::unordered_map<std::string, std::vector<std::string>> user_groups;  // user -> groups
+  std::string block_page;  // the template's text (built-in when not configured)
 };
 
-std::shared_ptr<const Snapshot> compile(Config config);
+struct CompileResult {
+  std::shared_ptr<const Snapshot> snapshot;  // set only when errors is empty
+  std::vector<ConfigError> errors;           // every list line, pattern and users-file error
+};
+
+// Loads what the config names (lists, users file, block page), compiles the rules, and reports
+// every error: pointer for config values, "file:line" for list and users-file lines.
+CompileResult compile(Config config);
+
+// load_config_file + compile: what --check, start-up and reload do.
+CompileResult load_and_compile(const std::string& path);
 
 }  // namespace portier::config

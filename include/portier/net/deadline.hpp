@@ -11,7 +11,8 @@
 
 namespace portier::net {
 
-enum class Phase { none, request_head, keepalive_idle, upstream_response, client_write, tunnel_idle, upstream_write, drain };
+enum class Phase { none, request_head, keepalive_idle, upstream_response, client_write, tunnel_idle, upstream_write, drain,
+                   client_hello };
 const char* phase_name(Phase p) noexcept;
 
 class Deadline {

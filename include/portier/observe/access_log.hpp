@@ -23,6 +23,10 @@ struct AccessRecord {
   std::string upstream;  // "ip:port" dialled
   std::string error;     // reason, empty when none
   std::string rule;      // rule id that decided, empty when none
+  std::string entry;     // list entry that matched ("file:line"), empty when none
+  std::string user;      // verified user, empty when none
+  std::string groups;    // the user's groups, comma-separated
+  std::string sni;       // tunnels: TLS server name the client sent
 };
 
 // "2026-11-22T07:12:03.120Z"

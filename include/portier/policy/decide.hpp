@@ -1,14 +1,20 @@
 #pragma once
 // The policy decision is a pure function of facts: no I/O, no clock, no randomness. Everything it
-// needs (time, client address, credentials, the request head) comes in RequestFacts, and every
-// rule is compiled into PolicySnapshot at config load.
+// needs (time, client address, verified user, the request head, the tunnel's SNI) comes in
+// RequestFacts, and every rule is compiled into PolicySnapshot at config load.
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
 #include "portier/core/ip.hpp"
+
+namespace re2 {
+class RE2;
+}
 
 namespace portier::policy {
 
@@ -18,8 +24,75 @@ struct PortRange {
   bool contains(std::uint16_t p) const noexcept { return p >= first && p <= last; }
 };
 
+// A named list compiled at load (domain suffix set or RE2 set). Matching returns the entry that
+// matched, as "file:line", for the access log.
+class MatchList {
+ public:
+  virtual ~MatchList() = default;
+  // Domain lists match a host and its parent domains; regex lists match the text as given.
+  virtual std::optional<std::string> match(std::string_view text) const = 0;
+  // True for domain lists (matched against hosts); false for regex lists (matched against the URL
+  // for plain HTTP, and against the host for CONNECT, which has no URL).
+  virtual bool matches_hosts() const noexcept = 0;
+};
+
+// Local time of the request as minutes since Monday 00:00 (0 .. 7*1440-1). The session computes it
+// from its clock and the configured time zone; tests pass any value.
+using MinuteOfWeek = int;
+
+struct TimeWindow {
+  std::uint8_t days = 0x7f;  // bit 0 = Monday ... bit 6 = Sunday
+  int from = 0;              // minutes of the day, inclusive
+  int to = 1440;             // exclusive; to < from wraps past midnight (22:00-06:00)
+  bool contains(MinuteOfWeek m) const noexcept;
+};
+
+// Every field that is set must hold. Empty vectors / null pointers are "any".
+struct Condition {
+  std::vector<std::string> listeners;
+  std::vector<std::string> users;
+  std::vector<std::string> groups;
+  std::vector<Cidr> clients;
+  std::vector<std::string> methods;  // uppercase
+  std::shared_ptr<const re2::RE2> host;  // against the target host and, for tunnels, the SNI
+  std::vector<std::shared_ptr<const MatchList>> lists;  // any of them
+  std::shared_ptr<const re2::RE2> url;   // full URL of plain HTTP requests; never matches CONNECT
+  std::vector<PortRange> ports;
+  std::vector<TimeWindow> times;  // any of them
+  bool empty() const noexcept;
+};
+
+enum class Action { allow, deny, egress };
+
+struct Rule {
+  std::string id;
+  Condition when;
+  std::optional<Condition> unless;  // the rule applies when `when` holds and `unless` does not
+  Action action = Action::allow;
+  std::string reason;    // deny: shown on the block page and logged
+  std::string category;  // deny: shown on the block page
+  std::string egress;    // egress: region name (used by egress selection)
+};
+
+enum class AuthMode { off, optional, required };
+enum class RefuseMode { forbid, close };  // what unknown client networks get: 403 or a closed connection
+
+struct ListenerPolicy {
+  std::string name;
+  AuthMode auth = AuthMode::off;
+  std::vector<Cidr> trusted;        // these clients need no credentials
+  std::vector<Cidr> allow_clients;  // when not empty, other clients are refused
+  RefuseMode refuse = RefuseMode::forbid;
+};
+
 struct PolicySnapshot {
-  std::vector<PortRange> connect_ports{{443, 443}};  // CONNECT is allowed to these ports only
+  std::vector<Rule> rules;  // first match wins
+  Action default_action = Action::allow;
+  std::vector<ListenerPolicy> listeners;
+  std::string realm = "portier";
+  bool sni_must_match = true;  // deny tunnels whose SNI names another host than the CONNECT authority
+
+  const ListenerPolicy* listener(std::string_view name) const noexcept;
 };
 
 struct RequestFacts {
@@ -30,7 +103,14 @@ struct RequestFacts {
   std::string_view host;  // lowercased target host (no brackets)
   std::uint16_t port = 0;
   std::string_view path;  // empty for CONNECT
-  std::int64_t now_unix_ms = 0;
+  std::string_view url;   // full absolute URL of plain HTTP requests; empty for CONNECT
+  std::string_view sni;   // tunnels: SNI of the client's ClientHello, when one was read
+  // Authentication as verified by the session: credentials_present says a Proxy-Authorization
+  // header came; user is set only when the credentials were verified.
+  bool credentials_present = false;
+  std::string_view user;
+  const std::vector<std::string>* groups = nullptr;  // groups of `user`
+  MinuteOfWeek minute_of_week = 0;
 };
 
 // How to reach the target. Only direct exists today; upstream chains come with egress regions.
@@ -38,12 +118,21 @@ struct Route {
   std::string egress = "direct";
 };
 
-struct Tunnel { Route route; };
-struct Forward { Route route; };
+struct Tunnel {
+  Route route;
+  std::string rule;  // id of the rule that allowed, empty for the default
+};
+struct Forward {
+  Route route;
+  std::string rule;
+};
 struct Deny {
   int status = 403;
-  std::string rule;    // id of the rule that denied ("connect_ports" for the built-in port check)
-  std::string reason;  // shown to the client and logged
+  std::string rule;      // id of the rule that denied ("client_network", "sni_mismatch", ...)
+  std::string reason;    // shown to the client and logged
+  std::string category;  // shown on the block page
+  std::string entry;     // list entry that matched, "file:line", when a list decided
+  bool close = false;    // close the connection without an answer (refused networks, on request)
 };
 struct Challenge { std::string realm; };
 struct Answer {
@@ -58,5 +147,8 @@ Decision decide(const RequestFacts& facts, const PolicySnapshot& snap) noexcept;
 
 // "tunnel", "forward", "deny", "challenge", "answer" for logs.
 const char* decision_name(const Decision& d) noexcept;
+
+// The rules a config without a "rules" key gets: CONNECT only to port 443.
+std::vector<Rule> default_rules();
 
 }  // namespace portier::policy

@@ -8,6 +8,7 @@
 #include "portier/config/config.hpp"
 #include "portier/net/asio.hpp"
 #include "portier/observe/access_log.hpp"
+#include "portier/policy/users.hpp"
 #include "portier/upstream/pool.hpp"
 
 namespace portier::session {
@@ -42,7 +43,11 @@ class SessionList {
 struct WorkerContext {
   unsigned index = 0;
   unsigned worker_count = 1;
-  std::shared_ptr<const config::Snapshot> snapshot;
+  std::shared_ptr<const config::Snapshot> snapshot;  // replaced on reload; sessions keep the one they started with
+  // Password hashing runs here, off the I/O threads: a bcrypt check must not stall connections.
+  asio::thread_pool* verifier = nullptr;
+  policy::CredentialCache credentials;
+  policy::FailureThrottle throttle;
   const observe::AccessLog* access_log = nullptr;
   upstream::OriginPool pool;
   SessionList sessions;

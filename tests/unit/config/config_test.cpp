@@ -1,17 +1,36 @@
 #include "portier/config/config.hpp"
 
+#include <crypt.h>
+#include <stdlib.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include <doctest/doctest.h>
+
+#include "portier/policy/block_page.hpp"
 
 using namespace std::chrono_literals;
 using portier::config::Config;
 using portier::config::ConfigError;
 using portier::config::format_error;
+using portier::config::ListKind;
 using portier::config::parse_config;
+using portier::policy::Action;
+using portier::policy::AuthMode;
+using portier::policy::Challenge;
+using portier::policy::Deny;
+using portier::policy::Forward;
+using portier::policy::RefuseMode;
+using portier::policy::RequestFacts;
+using portier::policy::Tunnel;
 
 namespace {
 
@@ -42,6 +61,77 @@ void check_error(std::string_view json, const std::string& pointer, const std::s
 // A config with one valid listener and `section` spliced in as further root members.
 std::string with(std::string_view section) {
   return std::string(R"({"listeners": [{"name": "a", "listen": ["127.0.0.1:3128"]}], )") + std::string(section) + "}";
+}
+
+// A fresh directory under /tmp, removed with everything in it at the end of the test.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/portier_config_test_XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  void write(const std::string& name, const std::string& text) const {
+    std::filesystem::path p = std::filesystem::path(path) / name;
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream out(p, std::ios::binary);
+    out << text;
+    REQUIRE(out.good());
+  }
+};
+
+// A SHA-512-crypt hash made by libxcrypt, as `htpasswd -5` or `openssl passwd -6` write them.
+std::string sha512_crypt(const std::string& password) {
+  crypt_data data{};
+  const char* hash = crypt_r(password.c_str(), "$6$portiertest$", &data);
+  REQUIRE(hash != nullptr);
+  REQUIRE(hash[0] == '$');
+  return hash;
+}
+
+std::shared_ptr<const portier::config::Snapshot> compiled(std::string_view json) {
+  auto result = portier::config::compile(valid(json));
+  for (const auto& e : result.errors) FAIL_CHECK(format_error(e));
+  REQUIRE(result.snapshot != nullptr);
+  return result.snapshot;
+}
+
+// Compiles `json` as if it were a file in `dir` (relative paths resolve there).
+portier::config::CompileResult compile_config(const TempDir& dir, std::string_view json) {
+  Config c = valid(json);
+  c.base_dir = dir.path;
+  return portier::config::compile(std::move(c));
+}
+
+RequestFacts connect_to(std::string_view host, std::uint16_t port) {
+  RequestFacts f;
+  f.listener = "a";
+  f.client = *portier::IpAddress::parse("192.0.2.10");
+  f.method = "CONNECT";
+  f.is_connect = true;
+  f.host = host;
+  f.port = port;
+  return f;
+}
+
+// A plain-HTTP GET of `url` ("http://host/path"); the views point into the literal.
+RequestFacts get_url(std::string_view url) {
+  RequestFacts f = connect_to("", 80);
+  f.method = "GET";
+  f.is_connect = false;
+  std::string_view rest = url.substr(url.find("//") + 2);
+  auto slash = rest.find('/');
+  f.host = rest.substr(0, slash);
+  f.path = slash == std::string_view::npos ? "/" : rest.substr(slash);
+  f.url = url;
+  return f;
 }
 
 }  // namespace
@@ -429,25 +519,709 @@ TEST_CASE("load_config_file reads a file and names an unreadable one") {
   CHECK(loaded.config->listeners[0].listen[0].port == 3128);
 }
 
-TEST_CASE("compile carries connect ports and the SSRF allow list into the snapshot") {
-  Config c = valid(with(R"("forward": {"connect_ports": [443, "8000-8100"]},
-                           "ssrf": {"allow": ["127.0.0.0/8", "fd00::/8"]})"));
-  auto snap = portier::config::compile(c);
-  REQUIRE(snap != nullptr);
-  REQUIRE(snap->policy.connect_ports.size() == 2);
-  CHECK(snap->policy.connect_ports[1].first == 8000);
-  CHECK(snap->policy.connect_ports[1].last == 8100);
+TEST_CASE("listeners take auth, trusted, allow_clients and refuse") {
+  Config c = valid(R"({"listeners": [
+      {"name": "office", "listen": ["127.0.0.1:3128"], "auth": "required", "trusted": ["10.1.0.0/16", "fd00::1"],
+       "allow_clients": ["10.0.0.0/8"], "refuse": "close"},
+      {"name": "lab", "listen": ["127.0.0.1:3129"], "auth": "optional", "trusted": [], "refuse": "403"},
+      {"name": "open", "listen": ["127.0.0.1:3130"], "auth": "off"}],
+    "auth": {"users_file": "users.htpasswd"}})");
+  const auto& l = c.listeners;
+  CHECK(l[0].auth == AuthMode::required);
+  REQUIRE(l[0].trusted.size() == 2);
+  CHECK(l[0].trusted[0].to_string() == "10.1.0.0/16");
+  CHECK(l[0].trusted[1].to_string() == "fd00::1/128");
+  REQUIRE(l[0].allow_clients.size() == 1);
+  CHECK(l[0].refuse == RefuseMode::close);
+  CHECK(l[1].auth == AuthMode::optional);
+  CHECK(l[1].trusted.empty());
+  CHECK(l[1].refuse == RefuseMode::forbid);
+  CHECK(l[2].auth == AuthMode::off);
+
+  Config d = valid(kMinimal);
+  CHECK(d.listeners[0].auth == AuthMode::off);
+  CHECK(d.listeners[0].allow_clients.empty());
+  CHECK(d.listeners[0].refuse == RefuseMode::forbid);
+}
+
+TEST_CASE("listener auth fields are checked at their pointers") {
+  const std::string auth = R"(, "auth": {"users_file": "u"})";
+  auto listener = [&](const std::string& fields) {
+    return R"({"listeners": [{"listen": ["127.0.0.1:1"], )" + fields + "}]" + auth + "}";
+  };
+  check_error(listener(R"("auth": "yes")"), "/listeners/0/auth",
+              R"(expected "off", "optional" or "required", got "yes")");
+  check_error(listener(R"("auth": true)"), "/listeners/0/auth",
+              R"(expected "off", "optional" or "required", got true)");
+  check_error(listener(R"("trusted": ["10.0.0.0/33"])"), "/listeners/0/trusted/0",
+              R"(expected a CIDR range like "10.0.0.0/8" or an IP address, got "10.0.0.0/33")");
+  check_error(listener(R"("trusted": "10.0.0.0/8")"), "/listeners/0/trusted",
+              R"(expected an array of CIDR ranges, got "10.0.0.0/8")");
+  check_error(listener(R"("allow_clients": [])"), "/listeners/0/allow_clients",
+              "expected at least one CIDR range (leave the key out to admit every client), got []");
+  check_error(listener(R"("allow_clients": ["10.0.0.0/8", "lan"])"), "/listeners/0/allow_clients/1",
+              R"(expected a CIDR range like "10.0.0.0/8" or an IP address, got "lan")");
+  check_error(listener(R"("refuse": 403)"), "/listeners/0/refuse", R"(expected "403" or "close", got 403)");
+  check_error(listener(R"("refuse": "drop")"), "/listeners/0/refuse", R"(expected "403" or "close", got "drop")");
+  check_error(listener(R"("auht": "off")"), "/listeners/0/auht", R"(unknown key "auht", did you mean "auth"?)");
+}
+
+TEST_CASE("auth on a listener needs a users file") {
+  const std::string expected = R"( needs "users_file" in /auth: there are no users to check credentials against)";
+  check_error(R"({"listeners": [{"listen": ["127.0.0.1:1"], "auth": "required"}]})", "/listeners/0/auth",
+              R"(auth "required")" + expected);
+  check_error(R"({"listeners": [{"listen": ["127.0.0.1:1"], "auth": "optional"}], "auth": {"realm": "x"}})",
+              "/listeners/0/auth", R"(auth "optional")" + expected);
+  // The auth section may come after the listeners.
+  valid(R"({"listeners": [{"listen": ["127.0.0.1:1"], "auth": "required"}], "auth": {"users_file": "u"}})");
+  valid(R"({"auth": {"users_file": "u"}, "listeners": [{"listen": ["127.0.0.1:1"], "auth": "required"}]})");
+  // A users file with a bad value still counts: its own error is enough.
+  check_error(R"({"listeners": [{"listen": ["127.0.0.1:1"], "auth": "required"}], "auth": {"users_file": 1}})",
+              "/auth/users_file", "expected a string, got 1");
+}
+
+TEST_CASE("the auth section sets realm, users file, groups and the failure limits") {
+  Config c = valid(with(R"("auth": {"realm": "Example Corp", "users_file": "/etc/portier/users",
+      "groups": {"staff": ["alice", "bob"], "admins": ["alice"], "nobody": []},
+      "cache_ttl_ms": 0, "max_failures": 3, "failure_window_ms": 1000, "block_ms": 2000})"));
+  CHECK(c.auth.realm == "Example Corp");
+  CHECK(c.auth.users_file == "/etc/portier/users");
+  REQUIRE(c.auth.groups.size() == 3);
+  CHECK(c.auth.groups[0].first == "staff");
+  CHECK(c.auth.groups[0].second == std::vector<std::string>{"alice", "bob"});
+  CHECK(c.auth.groups[1].first == "admins");
+  CHECK(c.auth.groups[2].second.empty());
+  CHECK(c.auth.cache_ttl == 0ms);
+  CHECK(c.auth.max_failures == 3);
+  CHECK(c.auth.failure_window == 1000ms);
+  CHECK(c.auth.block == 2000ms);
+
+  Config d = valid(kMinimal);
+  CHECK(d.auth.realm == "portier");
+  CHECK(d.auth.users_file.empty());
+  CHECK(d.auth.cache_ttl == 300000ms);
+  CHECK(d.auth.max_failures == 10);
+  CHECK(d.auth.failure_window == 60000ms);
+  CHECK(d.auth.block == 60000ms);
+}
+
+TEST_CASE("auth values are checked") {
+  check_error(with(R"("auth": [])"), "/auth", "expected an object, got []");
+  check_error(with(R"("auth": {"realm": "a\"b"})"), "/auth/realm",
+              R"(expected 1 to 256 printable characters without '"' or '\', got "a\"b")");
+  check_error(with(R"("auth": {"realm": ""})"), "/auth/realm",
+              R"(expected 1 to 256 printable characters without '"' or '\', got "")");
+  check_error(with(R"("auth": {"users_file": ""})"), "/auth/users_file", R"(expected a file path, got "")");
+  check_error(with(R"("auth": {"user_file": "u"})"), "/auth/user_file",
+              R"(unknown key "user_file", did you mean "users_file"?)");
+  check_error(with(R"("auth": {"groups": []})"), "/auth/groups", "expected an object of named groups, got []");
+  check_error(with(R"("auth": {"groups": {"staff": "alice"}})"), "/auth/groups/staff",
+              R"(expected an array of user names, got "alice")");
+  check_error(with(R"("auth": {"groups": {"staff": ["alice", "a b"]}})"), "/auth/groups/staff/1",
+              R"(expected a user name of 1 to 128 bytes without spaces, ":" or control characters, got "a b")");
+  check_error(with(R"("auth": {"groups": {"staff": ["al:ce"]}})"), "/auth/groups/staff/0",
+              R"(expected a user name of 1 to 128 bytes without spaces, ":" or control characters, got "al:ce")");
+  check_error(with(R"("auth": {"groups": {"my staff": []}})"), "/auth/groups/my staff",
+              R"(expected a name of 1 to 64 letters, digits, ".", "_" or "-", got "my staff")");
+  check_error(with(R"("auth": {"groups": {"a": [], "a": []}})"), "/auth/groups/a",
+              R"(duplicate key "a": only the last value would be used)");
+  check_error(with(R"("auth": {"cache_ttl_ms": -1})"), "/auth/cache_ttl_ms", "expected an integer in 0..86400000, got -1");
+  check_error(with(R"("auth": {"max_failures": 0})"), "/auth/max_failures", "expected an integer in 1..1000000, got 0");
+  check_error(with(R"("auth": {"failure_window_ms": 0})"), "/auth/failure_window_ms",
+              "expected an integer in 1..86400000, got 0");
+  check_error(with(R"("auth": {"block_ms": "1m"})"), "/auth/block_ms", R"(expected an integer, got "1m")");
+}
+
+TEST_CASE("lists are named, with a file and a match kind") {
+  Config c = valid(with(R"("lists": {"ads": {"file": "lists/ads.txt", "match": "domain"},
+                                     "trackers": {"file": "/srv/t.txt", "match": "regex", "max_mem_mb": 8},
+                                     "plain": {"file": "p.txt"}})"));
+  REQUIRE(c.lists.size() == 3);
+  CHECK(c.lists[0].name == "ads");
+  CHECK(c.lists[0].file == "lists/ads.txt");
+  CHECK(c.lists[0].kind == ListKind::domain);
+  CHECK(c.lists[0].pointer == "/lists/ads");
+  CHECK(c.lists[1].kind == ListKind::regex);
+  CHECK(c.lists[1].max_mem_mb == 8);
+  CHECK(c.lists[2].kind == ListKind::domain);
+  CHECK(c.lists[2].max_mem_mb == 64);
+}
+
+TEST_CASE("list declarations are checked") {
+  check_error(with(R"("lists": [])"), "/lists", "expected an object of named lists, got []");
+  check_error(with(R"("lists": {"ads": "ads.txt"})"), "/lists/ads", R"(expected an object, got "ads.txt")");
+  check_error(with(R"("lists": {"ads": {"match": "domain"}})"), "/lists/ads", R"(missing required key "file")");
+  check_error(with(R"("lists": {"ads": {"file": "a", "match": "glob"}})"), "/lists/ads/match",
+              R"(expected "domain" or "regex", got "glob")");
+  check_error(with(R"("lists": {"ads": {"file": "a", "max_mem_mb": 8}})"), "/lists/ads/max_mem_mb",
+              R"(max_mem_mb applies to "match": "regex" lists only)");
+  check_error(with(R"("lists": {"ads": {"file": "a", "match": "regex", "max_mem_mb": 0}})"), "/lists/ads/max_mem_mb",
+              "expected an integer in 1..4096, got 0");
+  check_error(with(R"("lists": {"ads/x": {"file": "a"}})"), "/lists/ads~1x",
+              R"(expected a name of 1 to 64 letters, digits, ".", "_" or "-", got "ads/x")");
+  check_error(with(R"("lists": {"ads": {"file": "a", "matches": "regex"}})"), "/lists/ads/matches",
+              R"(unknown key "matches", did you mean "match"?)");
+}
+
+TEST_CASE("policy settings: default_action, block_page, sni and time") {
+  Config c = valid(with(R"("default_action": "deny", "block_page": {"template": "block.html"},
+                           "sni": {"require_match": false}, "time": {"zone": "UTC", "override": "wed 13:05"})"));
+  CHECK(c.policy.default_action == Action::deny);
+  CHECK(c.policy.block_page == "block.html");
+  CHECK_FALSE(c.policy.sni_must_match);
+  CHECK(c.policy.time_utc);
+  REQUIRE(c.policy.time_override.has_value());
+  CHECK(*c.policy.time_override == 2 * 1440 + 13 * 60 + 5);
+
+  Config d = valid(kMinimal);
+  CHECK(d.policy.default_action == Action::allow);
+  CHECK(d.policy.block_page.empty());
+  CHECK(d.policy.sni_must_match);
+  CHECK_FALSE(d.policy.time_utc);
+  CHECK_FALSE(d.policy.time_override.has_value());
+  CHECK_FALSE(d.policy.rules.has_value());
+
+  CHECK(*valid(with(R"("time": {"override": "mon 00:00"})")).policy.time_override == 0);
+  CHECK(*valid(with(R"("time": {"override": "sun 23:59"})")).policy.time_override == 7 * 1440 - 1);
+  CHECK_FALSE(valid(with(R"("time": {"zone": "local"})")).policy.time_utc);
+}
+
+TEST_CASE("policy settings are checked") {
+  check_error(with(R"("default_action": "block")"), "/default_action", R"(expected "allow" or "deny", got "block")");
+  check_error(with(R"("block_page": "block.html")"), "/block_page", R"(expected an object, got "block.html")");
+  check_error(with(R"("block_page": {"template": ""})"), "/block_page/template", R"(expected a file path, got "")");
+  check_error(with(R"("block_page": {"file": "x"})"), "/block_page/file", R"(unknown key "file")");
+  check_error(with(R"("sni": {"require_match": "yes"})"), "/sni/require_match", R"(expected true or false, got "yes")");
+  check_error(with(R"("time": {"zone": "utc"})"), "/time/zone", R"(expected "local" or "UTC", got "utc")");
+  for (const char* bad : {"monday 09:30", "mon 9:30", "mon 24:00", "mon 09:60", "xyz 09:30", "mon  09:30", "Mon 09:30"}) {
+    CAPTURE(bad);
+    check_error(with(std::string(R"("time": {"override": ")") + bad + "\"}"), "/time/override",
+                std::string(R"(expected a day and a time like "mon 09:30", got ")") + bad + "\"");
+  }
+  check_error(with(R"("time": {"override": 570})"), "/time/override",
+              R"(expected a day and a time like "mon 09:30", got 570)");
+}
+
+TEST_CASE("rules of every kind are read in order") {
+  Config c = valid(R"({"listeners": [{"name": "office", "listen": ["127.0.0.1:3128"], "auth": "required"}],
+    "auth": {"users_file": "users.htpasswd", "groups": {"admins": ["alice"]}},
+    "lists": {"ads": {"file": "ads.txt"}},
+    "rules": [
+      {"id": "no-ads", "when": {"list": "ads"}, "action": "deny", "reason": "advertising", "category": "ads"},
+      {"id": "ssh-admins", "when": {"group": "admins", "method": "connect", "port": [22]}, "action": "allow"},
+      {"id": "office-hours-only", "when": {"host": "(^|\\.)games\\.example$",
+        "time": [{"days": ["mon","tue","wed","thu","fri"], "from": "09:00", "to": "17:00"}]}, "action": "deny"},
+      {"id": "fi-exit", "when": {"user": ["alice"], "listener": "office"}, "action": "egress", "egress": "fi"},
+      {"id": "connect-tls-only", "when": {"method": "CONNECT"}, "unless": {"port": [443, "8443-8445"]},
+       "action": "deny", "reason": "CONNECT only to TLS ports"},
+      {"id": "all.else_1", "when": {}, "action": "allow"},
+      {"id": "misc", "when": {"client": "10.0.0.0/8", "url": "^http://x/", "time": {"from": "22:00", "to": "06:00"}},
+       "action": "allow"}
+    ]})");
+  REQUIRE(c.policy.rules.has_value());
+  const auto& r = *c.policy.rules;
+  REQUIRE(r.size() == 7);
+  CHECK(r[0].id == "no-ads");
+  CHECK(r[0].pointer == "/rules/0");
+  CHECK(r[0].when.lists == std::vector<std::string>{"ads"});
+  CHECK(r[0].action == Action::deny);
+  CHECK(r[0].reason == "advertising");
+  CHECK(r[0].category == "ads");
+  CHECK(r[1].when.groups == std::vector<std::string>{"admins"});
+  CHECK(r[1].when.methods == std::vector<std::string>{"CONNECT"});  // normalized to upper case
+  REQUIRE(r[1].when.ports.size() == 1);
+  CHECK(r[1].when.ports[0].first == 22);
+  CHECK(r[2].when.host == "(^|\\.)games\\.example$");
+  REQUIRE(r[2].when.times.size() == 1);
+  CHECK(r[2].when.times[0].days == 0x1f);
+  CHECK(r[2].when.times[0].from == 9 * 60);
+  CHECK(r[2].when.times[0].to == 17 * 60);
+  CHECK(r[3].when.users == std::vector<std::string>{"alice"});
+  CHECK(r[3].when.listeners == std::vector<std::string>{"office"});
+  CHECK(r[3].action == Action::egress);
+  CHECK(r[3].egress == "fi");
+  REQUIRE(r[4].unless.has_value());
+  REQUIRE(r[4].unless->ports.size() == 2);
+  CHECK(r[4].unless->ports[1].first == 8443);
+  CHECK(r[4].unless->ports[1].last == 8445);
+  CHECK_FALSE(r[3].unless.has_value());
+  CHECK(r[5].id == "all.else_1");
+  CHECK(r[5].when.listeners.empty());
+  CHECK(r[5].when.host.empty());
+  REQUIRE(r[6].when.clients.size() == 1);
+  CHECK(r[6].when.url == "^http://x/");
+  REQUIRE(r[6].when.times.size() == 1);
+  CHECK(r[6].when.times[0].days == 0x7f);
+  CHECK(r[6].when.times[0].from == 22 * 60);
+  CHECK(r[6].when.times[0].to == 6 * 60);
+
+  CHECK(valid(with(R"("rules": [])")).policy.rules->empty());
+}
+
+TEST_CASE("rule fields are checked") {
+  check_error(with(R"("rules": {})"), "/rules", "expected an array of rules, got {}");
+  check_error(with(R"("rules": [1])"), "/rules/0", "expected an object, got 1");
+  check_error(with(R"("rules": [{"when": {}, "action": "allow"}])"), "/rules/0", R"(missing required key "id")");
+  check_error(with(R"("rules": [{"id": "a", "action": "allow"}])"), "/rules/0",
+              R"(missing required key "when" ({} matches every request))");
+  check_error(with(R"("rules": [{"id": "a", "when": {}}])"), "/rules/0", R"(missing required key "action")");
+  check_error(with(R"("rules": [{"id": "a b", "when": {}, "action": "allow"}])"), "/rules/0/id",
+              R"(expected an id of 1 to 64 letters, digits, ".", "_" or "-", got "a b")");
+  check_error(with(R"("rules": [{"id": ")" + std::string(65, 'x') + R"(", "when": {}, "action": "allow"}])"),
+              "/rules/0/id",
+              R"(expected an id of 1 to 64 letters, digits, ".", "_" or "-", got "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...)");
+  check_error(with(R"("rules": [{"id": 7, "when": {}, "action": "allow"}])"), "/rules/0/id", "expected a string, got 7");
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "allow"},
+                                {"id": "b", "when": {}, "action": "allow"},
+                                {"id": "a", "when": {}, "action": "deny"}])"),
+              "/rules/2/id", R"(duplicate rule id "a" (also /rules/0))");
+  for (const char* reserved : {"connect_ports", "client_network", "sni_mismatch", "default"}) {
+    CAPTURE(reserved);
+    check_error(with(std::string(R"("rules": [{"id": ")") + reserved + R"(", "when": {}, "action": "deny"}])"),
+                "/rules/0/id", std::string("rule id \"") + reserved + "\" is reserved for a built-in check");
+  }
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "block"}])"), "/rules/0/action",
+              R"(expected "allow", "deny" or "egress", got "block")");
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "egress"}])"), "/rules/0",
+              R"(action "egress" needs "egress": the name of the region to leave through)");
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "deny", "egress": "fi"}])"), "/rules/0/egress",
+              R"("egress" is only used with action "egress")");
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "egress", "egress": ""}])"), "/rules/0/egress",
+              R"(expected a region name of 1 to 64 printable characters, got "")");
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "deny", "reason": "a\nb"}])"), "/rules/0/reason",
+              R"(expected printable text of at most 256 characters, got "a\nb")");
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "deny", "category": ")" + std::string(257, 'c') +
+                   R"("}])"),
+              "/rules/0/category",
+              R"(expected printable text of at most 256 characters, got "cccccccccccccccccccccccccccccccccccccccccccccccccccccccc...)");
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "deny", "reason": 5}])"), "/rules/0/reason",
+              "expected a string, got 5");
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "deny", "resaon": "x"}])"), "/rules/0/resaon",
+              R"(unknown key "resaon", did you mean "reason"?)");
+  check_error(with(R"("rules": [{"id": "a", "when": [], "action": "deny"}])"), "/rules/0/when",
+              "expected an object, got []");
+  check_error(with(R"("rules": [{"id": "a", "when": {"hosts": "x"}, "action": "deny"}])"), "/rules/0/when/hosts",
+              R"(unknown key "hosts", did you mean "host"?)");
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "unless": {"prot": 443}, "action": "deny"}])"),
+              "/rules/0/unless/prot", R"(unknown key "prot", did you mean "port"?)");
+}
+
+TEST_CASE("a host or url pattern RE2 rejects is reported with RE2's message") {
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "allow"},
+                                {"id": "b", "when": {}, "action": "allow"},
+                                {"id": "c", "when": {}, "action": "allow"},
+                                {"id": "d", "when": {"host": "(ads|"}, "action": "deny"}])"),
+              "/rules/3/when/host", R"(RE2 rejected "(ads|": missing ): (ads|)");
+  auto errors = errors_of(with(R"("rules": [{"id": "a", "when": {"host": "(ads|"}, "action": "deny"}])"));
+  REQUIRE(errors.size() == 1);
+  CHECK(format_error(errors[0]) == R"(config error: /rules/0/when/host: RE2 rejected "(ads|": missing ): (ads|)");
+  check_error(with(R"("rules": [{"id": "a", "when": {"url": "a**"}, "action": "deny"}])"), "/rules/0/when/url",
+              R"(RE2 rejected "a**": bad repetition operator: **)");
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "unless": {"url": "[z-a]"}, "action": "deny"}])"),
+              "/rules/0/unless/url", R"(RE2 rejected "[z-a]": invalid character class range: z-a)");
+  check_error(with(R"("rules": [{"id": "a", "when": {"host": ""}, "action": "deny"}])"), "/rules/0/when/host",
+              R"(expected an RE2 pattern of 1 to 4096 characters (leave the key out to match anything), got "")");
+  check_error(with(R"("rules": [{"id": "a", "when": {"host": ["a"]}, "action": "deny"}])"), "/rules/0/when/host",
+              R"(expected a string, got ["a"])");
+}
+
+TEST_CASE("rule conditions name declared listeners, groups and lists") {
+  const std::string decls = R"("auth": {"users_file": "u", "groups": {"staff": [], "ops": []}},
+                               "lists": {"ads": {"file": "a"}, "trackers": {"file": "t", "match": "regex"}}, )";
+  auto rule = [&](const std::string& when) {
+    return with(decls + R"("rules": [{"id": "r", "when": )" + when + R"(, "action": "deny"}])");
+  };
+  valid(rule(R"({"listener": "a", "group": ["staff", "ops"], "list": ["ads", "trackers"]})"));
+  check_error(rule(R"({"listener": ["a", "b"]})"), "/rules/0/when/listener/1", R"(unknown listener "b"; the listeners are "a")");
+  check_error(rule(R"({"group": "admins"})"), "/rules/0/when/group",
+              R"(unknown group "admins"; the groups in /auth/groups are "staff", "ops")");
+  check_error(rule(R"({"list": ["ads", "malware"]})"), "/rules/0/when/list/1",
+              R"(unknown list "malware"; the lists in /lists are "ads", "trackers")");
+  check_error(with(R"("rules": [{"id": "r", "when": {"group": "admins"}, "action": "deny"}])"), "/rules/0/when/group",
+              R"(unknown group "admins": no groups are declared in /auth/groups)");
+  check_error(with(R"("rules": [{"id": "r", "when": {"list": "ads"}, "action": "deny"}])"), "/rules/0/when/list",
+              R"(unknown list "ads": no lists are declared in /lists)");
+  // A listener without a name is called listener-<index>.
+  valid(R"({"listeners": [{"listen": ["127.0.0.1:1"]}, {"listen": ["127.0.0.1:2"]}],
+            "rules": [{"id": "r", "when": {"listener": "listener-1"}, "action": "deny"}]})");
+  // Declarations may follow the rules that use them.
+  valid(R"({"rules": [{"id": "r", "when": {"list": "ads", "group": "g", "listener": "x"}, "action": "deny"}],
+            "lists": {"ads": {"file": "a"}}, "auth": {"groups": {"g": []}},
+            "listeners": [{"name": "x", "listen": ["127.0.0.1:1"]}]})");
+  // A declaration with errors of its own is reported there only.
+  check_error(with(R"("lists": {"ads": {"file": 1}}, "rules": [{"id": "r", "when": {"list": "ads"}, "action": "deny"}])"),
+              "/lists/ads/file", "expected a string, got 1");
+}
+
+TEST_CASE("name conditions take a string or a non-empty array of strings") {
+  auto rule = [&](const std::string& when) {
+    return with(R"("rules": [{"id": "r", "when": )" + when + R"(, "action": "deny"}])");
+  };
+  Config c = valid(rule(R"({"user": ["alice", "bob"], "method": ["get", "Post", "CONNECT"]})"));
+  CHECK((*c.policy.rules)[0].when.users == std::vector<std::string>{"alice", "bob"});
+  CHECK((*c.policy.rules)[0].when.methods == std::vector<std::string>{"GET", "POST", "CONNECT"});
+  check_error(rule(R"({"user": []})"), "/rules/0/when/user", "expected a string or a non-empty array of strings, got []");
+  check_error(rule(R"({"user": 5})"), "/rules/0/when/user", "expected a string or a non-empty array of strings, got 5");
+  check_error(rule(R"({"user": ["alice", 5]})"), "/rules/0/when/user/1", "expected a string, got 5");
+  check_error(rule(R"({"user": "a b"})"), "/rules/0/when/user",
+              R"(expected a user name of 1 to 128 bytes without spaces, ":" or control characters, got "a b")");
+  check_error(rule(R"({"method": "GE T"})"), "/rules/0/when/method",
+              R"(expected an HTTP method of letters only, like "CONNECT" or "GET", got "GE T")");
+  check_error(rule(R"({"method": ["GET", "M-SEARCH"]})"), "/rules/0/when/method/1",
+              R"(expected an HTTP method of letters only, like "CONNECT" or "GET", got "M-SEARCH")");
+  check_error(rule(R"({"method": ""})"), "/rules/0/when/method",
+              R"(expected an HTTP method of letters only, like "CONNECT" or "GET", got "")");
+}
+
+TEST_CASE("client, port and time conditions") {
+  auto rule = [&](const std::string& when) {
+    return with(R"("rules": [{"id": "r", "when": )" + when + R"(, "action": "deny"}])");
+  };
+  auto when = [&](const std::string& w) { return (*valid(rule(w)).policy.rules)[0].when; };
+
+  CHECK(when(R"({"client": "10.0.0.0/8"})").clients.size() == 1);
+  CHECK(when(R"({"client": ["10.0.0.0/8", "::1"]})").clients.size() == 2);
+  check_error(rule(R"({"client": 5})"), "/rules/0/when/client", "expected a CIDR range or a non-empty array of them, got 5");
+  check_error(rule(R"({"client": []})"), "/rules/0/when/client", "expected a CIDR range or a non-empty array of them, got []");
+  check_error(rule(R"({"client": "10.0.0.0/40"})"), "/rules/0/when/client",
+              R"(expected a CIDR range like "10.0.0.0/8" or an IP address, got "10.0.0.0/40")");
+  check_error(rule(R"({"client": ["10.0.0.0/8", "x"]})"), "/rules/0/when/client/1",
+              R"(expected a CIDR range like "10.0.0.0/8" or an IP address, got "x")");
+
+  auto p = when(R"({"port": 22})").ports;
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].first == 22);
+  CHECK(p[0].last == 22);
+  p = when(R"({"port": "8000-8100"})").ports;
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].last == 8100);
+  CHECK(when(R"({"port": [80, "443", "8000-8100"]})").ports.size() == 3);
+  const std::string port_msg = R"(expected a port 1..65535 or a range "a-b" with 1 <= a <= b <= 65535, got )";
+  check_error(rule(R"({"port": "x"})"), "/rules/0/when/port", port_msg + "\"x\"");
+  check_error(rule(R"({"port": [443, "9-1"]})"), "/rules/0/when/port/1", port_msg + "\"9-1\"");
+  check_error(rule(R"({"port": 0})"), "/rules/0/when/port", "expected an integer in 1..65535, got 0");
+  check_error(rule(R"({"port": []})"), "/rules/0/when/port",
+              R"(expected a port, a range "a-b" or a non-empty array of them, got [])");
+
+  auto t = when(R"({"time": {"days": ["sat", "sun"], "from": "00:00", "to": "24:00"}})").times;
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].days == 0x60);
+  CHECK(t[0].from == 0);
+  CHECK(t[0].to == 1440);
+  t = when(R"({"time": [{"days": ["mon"], "from": "22:30"}, {"to": "06:15"}]})").times;
+  REQUIRE(t.size() == 2);
+  CHECK(t[0].days == 0x01);
+  CHECK(t[0].from == 22 * 60 + 30);
+  CHECK(t[0].to == 1440);
+  CHECK(t[1].days == 0x7f);
+  CHECK(t[1].from == 0);
+  CHECK(t[1].to == 6 * 60 + 15);
+
+  check_error(rule(R"({"time": "9-5"})"), "/rules/0/when/time",
+              R"(expected a time window {"days", "from", "to"} or a non-empty array of them, got "9-5")");
+  check_error(rule(R"({"time": []})"), "/rules/0/when/time",
+              R"(expected a time window {"days", "from", "to"} or a non-empty array of them, got [])");
+  check_error(rule(R"({"time": [{"from": "09:00"}, 5]})"), "/rules/0/when/time/1", "expected an object, got 5");
+  check_error(rule(R"({"time": {"days": ["mon", "monday"]}})"), "/rules/0/when/time/days/1",
+              R"(expected a day "mon", "tue", "wed", "thu", "fri", "sat" or "sun", got "monday")");
+  check_error(rule(R"({"time": {"days": []}})"), "/rules/0/when/time/days",
+              R"(expected a non-empty array of days ("mon" .. "sun"), got [])");
+  check_error(rule(R"({"time": {"days": "mon"}})"), "/rules/0/when/time/days",
+              R"(expected a non-empty array of days ("mon" .. "sun"), got "mon")");
+  for (const char* bad : {"24:00", "9:00", "09:60", "0900", "09:00 ", "-1:00"}) {
+    CAPTURE(bad);
+    check_error(rule(std::string(R"({"time": {"from": ")") + bad + "\"}}"), "/rules/0/when/time/from",
+                std::string(R"(expected a time "HH:MM" from "00:00" to "23:59", got ")") + bad + "\"");
+  }
+  check_error(rule(R"({"time": {"to": "24:01"}})"), "/rules/0/when/time/to",
+              R"(expected a time "HH:MM" from "00:00" to "24:00", got "24:01")");
+  check_error(rule(R"({"time": {"from": "09:00", "to": "09:00"}})"), "/rules/0/when/time/to",
+              R"(the window from "09:00" to "09:00" is empty; use "00:00" to "24:00" for whole days)");
+  check_error(rule(R"({"time": {"to": "00:00"}})"), "/rules/0/when/time/to",
+              R"(the window from "00:00" to "00:00" is empty; use "00:00" to "24:00" for whole days)");
+  check_error(rule(R"({"time": {"form": "09:00"}})"), "/rules/0/when/time/form",
+              R"(unknown key "form", did you mean "from"?)");
+}
+
+TEST_CASE("errors in the new sections come out in document order") {
+  auto errors = errors_of(R"({
+    "listeners": [{"name": "a", "listen": ["127.0.0.1:1"], "auth": "required", "refuse": "x"}],
+    "rules": [
+      {"id": "r1", "when": {"list": "nope", "host": "("}, "action": "deny"},
+      {"id": "r1", "when": {"port": 0}, "action": "egress"}
+    ],
+    "lists": {"ads": {"file": "a", "match": "x"}},
+    "default_action": "maybe"
+  })");
+  std::vector<std::string> pointers;
+  for (const auto& e : errors) pointers.push_back(e.pointer);
+  const std::vector<std::string> expected = {
+      "/listeners/0/auth", "/listeners/0/refuse", "/rules/0/when/list", "/rules/0/when/host",
+      "/rules/1/id",       "/rules/1/when/port",  "/rules/1",           "/lists/ads/match",
+      "/default_action",
+  };
+  CHECK(pointers == expected);
+}
+
+TEST_CASE("parse_config leaves base_dir empty and load_config_file sets it to the file's directory") {
+  CHECK(valid(kMinimal).base_dir.empty());
+  TempDir dir;
+  dir.write("sub/p.json", std::string(kMinimal));
+  auto loaded = portier::config::load_config_file(dir.path + "/sub/p.json");
+  REQUIRE(loaded.config.has_value());
+  CHECK(loaded.config->base_dir == dir.path + "/sub");
+}
+
+TEST_CASE("compile puts forward.connect_ports first as the built-in rule") {
+  auto snap = compiled(with(R"("forward": {"connect_ports": [443, "8000-8100"]},
+                              "rules": [{"id": "all", "when": {}, "action": "allow"}])"));
+  const auto& rules = snap->policy.rules;
+  REQUIRE(rules.size() == 2);
+  CHECK(rules[0].id == "connect_ports");
+  CHECK(rules[0].action == Action::deny);
+  CHECK(rules[0].when.methods == std::vector<std::string>{"CONNECT"});
+  REQUIRE(rules[0].unless.has_value());
+  REQUIRE(rules[0].unless->ports.size() == 2);
+  CHECK(rules[0].unless->ports[1].first == 8000);
+  CHECK(rules[0].reason == "CONNECT is only allowed to ports 443, 8000-8100");
+  CHECK(rules[1].id == "all");
+
+  // It wins over a later allow-everything rule.
+  auto d = decide(connect_to("example.com", 22), snap->policy);
+  REQUIRE(std::holds_alternative<Deny>(d));
+  CHECK(std::get<Deny>(d).rule == "connect_ports");
+  CHECK(std::get<Deny>(d).reason == "CONNECT is only allowed to ports 443, 8000-8100");
+  CHECK(std::holds_alternative<Tunnel>(decide(connect_to("example.com", 8080), snap->policy)));
+  CHECK(std::get<Tunnel>(decide(connect_to("example.com", 443), snap->policy)).rule == "all");
+}
+
+TEST_CASE("without rules the built-in connect_ports rule is the only rule") {
+  auto snap = compiled(kMinimal);
+  const auto& rules = snap->policy.rules;
+  REQUIRE(rules.size() == 1);
+  const auto expected = portier::policy::default_rules();
+  REQUIRE(expected.size() == 1);
+  CHECK(rules[0].id == expected[0].id);
+  CHECK(rules[0].reason == "CONNECT is only allowed to port 443");
+  CHECK(rules[0].when.methods == expected[0].when.methods);
+  REQUIRE(rules[0].unless.has_value());
+  REQUIRE(rules[0].unless->ports.size() == 1);
+  CHECK(rules[0].unless->ports[0].first == 443);
+  CHECK(rules[0].unless->ports[0].last == 443);
+  CHECK(snap->policy.default_action == Action::allow);
+  CHECK(snap->policy.realm == "portier");
+  CHECK(snap->policy.sni_must_match);
+  REQUIRE(snap->policy.listeners.size() == 1);
+  CHECK(snap->policy.listeners[0].name == "listener-0");
+  CHECK(snap->users == nullptr);
+  CHECK(snap->user_groups.empty());
+  CHECK(snap->block_page == portier::policy::default_block_page());
+  CHECK(snap->block_page.find("{{host}}") != std::string::npos);
+
+  CHECK(std::holds_alternative<Tunnel>(decide(connect_to("example.com", 443), snap->policy)));
+  CHECK(std::holds_alternative<Deny>(decide(connect_to("example.com", 80), snap->policy)));
+  CHECK(std::holds_alternative<Forward>(decide(get_url("http://example.com/"), snap->policy)));
+
+  // An empty connect_ports list refuses every CONNECT.
+  auto none = compiled(with(R"("forward": {"connect_ports": []})"));
+  REQUIRE(none->policy.rules.size() == 1);
+  CHECK_FALSE(none->policy.rules[0].unless.has_value());
+  auto d = decide(connect_to("example.com", 443), none->policy);
+  REQUIRE(std::holds_alternative<Deny>(d));
+  CHECK(std::get<Deny>(d).reason == "CONNECT is not allowed by this proxy");
+}
+
+TEST_CASE("compile carries listeners, SSRF allow list and policy settings into the snapshot") {
+  auto snap = compiled(R"({"listeners": [
+      {"name": "a", "listen": ["127.0.0.1:1"], "allow_clients": ["10.0.0.0/8"], "trusted": ["10.1.0.0/16"],
+       "refuse": "close"}],
+    "ssrf": {"allow": ["127.0.0.0/8", "fd00::/8"]},
+    "auth": {"realm": "Corp"}, "default_action": "deny", "sni": {"require_match": false},
+    "rules": [{"id": "ok", "when": {"host": "^Allowed\\.example$"}, "action": "allow"}]})");
   CHECK(snap->ssrf_allow.ranges().size() == 2);
-  CHECK(snap->ssrf_allow.contains(*portier::IpAddress::parse("127.0.0.1")));
   CHECK(snap->ssrf_allow.contains(*portier::IpAddress::parse("fd12::1")));
   CHECK_FALSE(snap->ssrf_allow.contains(*portier::IpAddress::parse("10.0.0.1")));
+  CHECK(snap->policy.realm == "Corp");
+  CHECK(snap->policy.default_action == Action::deny);
+  CHECK_FALSE(snap->policy.sni_must_match);
+  REQUIRE(snap->policy.listeners.size() == 1);
+  const auto& l = snap->policy.listeners[0];
+  CHECK(l.name == "a");
+  CHECK(l.refuse == RefuseMode::close);
+  CHECK(l.allow_clients.size() == 1);
+  CHECK(l.trusted.size() == 1);
   CHECK(snap->config.listeners[0].name == "a");
-  CHECK(snap->config.forward.connect_ports.size() == 2);
 
-  auto defaults = portier::config::compile(valid(kMinimal));
-  REQUIRE(defaults->policy.connect_ports.size() == 1);
-  CHECK(defaults->policy.connect_ports[0].first == 443);
-  CHECK(defaults->ssrf_allow.empty());
+  // Host patterns ignore case; the default action denies the rest.
+  auto f = connect_to("allowed.example", 443);
+  f.listener = "a";
+  f.client = *portier::IpAddress::parse("10.2.3.4");
+  CHECK(std::get<Tunnel>(decide(f, snap->policy)).rule == "ok");
+  f.host = "other.example";
+  CHECK(std::get<Deny>(decide(f, snap->policy)).rule == "default");
+  f.client = *portier::IpAddress::parse("192.0.2.1");
+  CHECK(std::get<Deny>(decide(f, snap->policy)).close);
+}
+
+TEST_CASE("compile loads the users file and lists, and decide denies with the list entry") {
+  TempDir dir;
+  dir.write("users.htpasswd", "# demo\nalice:" + sha512_crypt("alice-pw") + "\nbob:" + sha512_crypt("bob-pw") + "\n");
+  dir.write("lists/ads.txt", "# ads\nads.example\n0.0.0.0 tracker.example\n||banner.example^\n");
+  dir.write("lists/trackers.txt", "# trackers\n/pixel\\.gif\n");
+  dir.write("block.html", "<p>{{reason}}</p>");
+  dir.write("portier.json", R"({
+    "listeners": [{"name": "office", "listen": ["127.0.0.1:3128"], "auth": "required"}],
+    "auth": {"users_file": "users.htpasswd", "groups": {"staff": ["alice", "bob"], "admins": ["alice"]}},
+    "lists": {"ads": {"file": "lists/ads.txt"}, "trackers": {"file": "lists/trackers.txt", "match": "regex"}},
+    "rules": [
+      {"id": "no-ads", "when": {"list": "ads"}, "action": "deny", "reason": "advertising", "category": "ads"},
+      {"id": "no-trackers", "when": {"list": "trackers"}, "action": "deny", "category": "tracking"},
+      {"id": "bob-out", "when": {"user": "bob", "host": "^blocked\\.example$"}, "action": "deny"}
+    ],
+    "block_page": {"template": "block.html"}
+  })");
+  auto result = portier::config::load_and_compile(dir.path + "/portier.json");
+  for (const auto& e : result.errors) FAIL_CHECK(format_error(e));
+  REQUIRE(result.snapshot != nullptr);
+  const auto& snap = *result.snapshot;
+
+  REQUIRE(snap.users != nullptr);
+  CHECK(snap.users->size() == 2);
+  CHECK(snap.users->check("alice", "alice-pw") == portier::policy::CheckResult::ok);
+  CHECK(snap.users->check("alice", "bob-pw") == portier::policy::CheckResult::wrong_password);
+  CHECK(snap.user_groups.at("alice") == std::vector<std::string>{"staff", "admins"});
+  CHECK(snap.user_groups.at("bob") == std::vector<std::string>{"staff"});
+  CHECK(snap.block_page == "<p>{{reason}}</p>");
+  REQUIRE(snap.policy.rules.size() == 4);
+  REQUIRE(snap.policy.rules[1].when.lists.size() == 1);
+  CHECK(snap.policy.rules[1].when.lists[0]->matches_hosts());
+  CHECK_FALSE(snap.policy.rules[2].when.lists[0]->matches_hosts());
+
+  const std::vector<std::string> alice_groups = snap.user_groups.at("alice");
+  auto as_alice = [&](RequestFacts f) {
+    f.listener = "office";
+    f.credentials_present = true;
+    f.user = "alice";
+    f.groups = &alice_groups;
+    return f;
+  };
+  const std::string ads = dir.path + "/lists/ads.txt";
+  auto d = decide(as_alice(connect_to("x.banner.example", 443)), snap.policy);
+  REQUIRE(std::holds_alternative<Deny>(d));
+  CHECK(std::get<Deny>(d).rule == "no-ads");
+  CHECK(std::get<Deny>(d).reason == "advertising");
+  CHECK(std::get<Deny>(d).category == "ads");
+  CHECK(std::get<Deny>(d).entry == ads + ":4");
+  CHECK(std::get<Deny>(decide(as_alice(get_url("http://tracker.example/a")), snap.policy)).entry == ads + ":3");
+  CHECK(std::get<Deny>(decide(as_alice(get_url("http://ads.example/")), snap.policy)).entry == ads + ":2");
+
+  auto t = decide(as_alice(get_url("http://news.example/img/pixel.gif?id=1")), snap.policy);
+  REQUIRE(std::holds_alternative<Deny>(t));
+  CHECK(std::get<Deny>(t).rule == "no-trackers");
+  CHECK(std::get<Deny>(t).entry == dir.path + "/lists/trackers.txt:2");
+
+  CHECK(std::holds_alternative<Forward>(decide(as_alice(get_url("http://news.example/")), snap.policy)));
+  CHECK(std::holds_alternative<Tunnel>(decide(as_alice(connect_to("blocked.example", 443)), snap.policy)));
+  auto bob = as_alice(connect_to("blocked.example", 443));
+  bob.user = "bob";
+  CHECK(std::get<Deny>(decide(bob, snap.policy)).rule == "bob-out");
+  // No credentials on a listener that requires them: a challenge.
+  auto anon = connect_to("news.example", 443);
+  anon.listener = "office";
+  CHECK(std::holds_alternative<Challenge>(decide(anon, snap.policy)));
+}
+
+TEST_CASE("list and users file errors are reported with file:line at the pointer of the file") {
+  TempDir dir;
+  dir.write("users", "alice:" + sha512_crypt("pw") + "\ncarol:$1$abcdefgh$0123456789abcdefghijkl\n");
+  dir.write("ads.txt", "ads.example\n\n@@||good.example^\n");
+  dir.write("re.txt", "ok\n(ads|\n");
+  auto result = compile_config(dir, R"({"listeners": [{"listen": ["127.0.0.1:1"]}],
+    "auth": {"users_file": "users", "groups": {"staff": ["nobody"]}},
+    "lists": {"ads": {"file": "ads.txt"}, "trackers": {"file": "re.txt", "match": "regex"},
+              "gone": {"file": "missing.txt"}},
+    "rules": [{"id": "r", "when": {"user": "nobody", "list": ["ads", "gone"]}, "action": "deny"}]})");
+  CHECK(result.snapshot == nullptr);
+  std::vector<std::string> pointers;
+  for (const auto& e : result.errors) pointers.push_back(e.pointer);
+  // Users of a users file that failed to load are not checked again.
+  const std::vector<std::string> expected = {"/auth/users_file", "/lists/ads/file", "/lists/trackers/file",
+                                             "/lists/gone/file"};
+  REQUIRE(pointers == expected);
+  CHECK(result.errors[0].message.rfind(dir.path + "/users:2: ", 0) == 0);
+  CHECK(result.errors[1].message.rfind(dir.path + "/ads.txt:3: ", 0) == 0);
+  CHECK(result.errors[2].message == dir.path + R"(/re.txt:2: RE2 rejected "(ads|": missing ): (ads|)");
+  CHECK(result.errors[3].message.rfind(dir.path + "/missing.txt: ", 0) == 0);
+  CHECK(result.errors[3].message.find("No such file or directory") != std::string::npos);
+  for (const auto& e : result.errors) CHECK(e.message.find("0123456789abcdefghijkl") == std::string::npos);
+}
+
+TEST_CASE("users named in groups and rules must be in the users file") {
+  TempDir dir;
+  dir.write("users", "alice:" + sha512_crypt("pw") + "\nbob:" + sha512_crypt("pw") + "\n");
+  auto result = compile_config(dir, R"({"listeners": [{"listen": ["127.0.0.1:1"]}],
+    "auth": {"users_file": "users", "groups": {"staff": ["alice", "carol"], "ops": ["bob"]}},
+    "rules": [{"id": "a", "when": {"user": ["bob", "dave"]}, "unless": {"user": "erin"}, "action": "deny"}]})");
+  CHECK(result.snapshot == nullptr);
+  REQUIRE(result.errors.size() == 3);
+  CHECK(result.errors[0].pointer == "/auth/groups/staff/1");
+  CHECK(result.errors[0].message == "unknown user \"carol\": not in the users file " + dir.path + "/users");
+  CHECK(result.errors[1].pointer == "/rules/0/when/user");
+  CHECK(result.errors[1].message == "unknown user \"dave\": not in the users file " + dir.path + "/users");
+  CHECK(result.errors[2].pointer == "/rules/0/unless/user");
+
+  // Without a users file no user can ever be verified.
+  auto none = compile_config(dir, R"({"listeners": [{"listen": ["127.0.0.1:1"]}],
+    "rules": [{"id": "a", "when": {"user": "bob"}, "action": "deny"}]})");
+  REQUIRE(none.errors.size() == 1);
+  CHECK(none.errors[0].pointer == "/rules/0/when/user");
+  CHECK(none.errors[0].message == R"(unknown user "bob": there is no users file (/auth/users_file))");
+}
+
+TEST_CASE("an unreadable users file or block page template is an error at its pointer") {
+  TempDir dir;
+  auto result = compile_config(dir, R"({"listeners": [{"listen": ["127.0.0.1:1"]}],
+    "auth": {"users_file": "nope.htpasswd"}, "block_page": {"template": "nope.html"}})");
+  REQUIRE(result.errors.size() == 2);
+  CHECK(result.errors[0].pointer == "/auth/users_file");
+  CHECK(result.errors[0].message.rfind(dir.path + "/nope.htpasswd", 0) == 0);
+  CHECK(result.errors[1].pointer == "/block_page/template");
+  CHECK(result.errors[1].message ==
+        "cannot read block page template \"" + dir.path + "/nope.html\": No such file or directory");
+}
+
+TEST_CASE("paths are resolved against the config file's directory") {
+  TempDir dir;
+  dir.write("etc/users", "alice:" + sha512_crypt("pw") + "\n");
+  dir.write("lists/ads.txt", "ads.example\n");
+  dir.write("etc/conf/portier.json", R"({"listeners": [{"listen": ["127.0.0.1:1"]}],
+    "auth": {"users_file": "../users"}, "lists": {"ads": {"file": ")" + dir.path + R"(/lists/ads.txt"}},
+    "rules": [{"id": "ads", "when": {"list": "ads"}, "action": "deny"}]})");
+  auto result = portier::config::load_and_compile(dir.path + "/etc/conf/portier.json");
+  for (const auto& e : result.errors) FAIL_CHECK(format_error(e));
+  REQUIRE(result.snapshot != nullptr);
+  CHECK(result.snapshot->users->contains("alice"));
+  CHECK(std::get<Deny>(decide(connect_to("ads.example", 443), result.snapshot->policy)).entry ==
+        dir.path + "/lists/ads.txt:1");
+
+  auto bad = portier::config::load_and_compile(dir.path + "/missing.json");
+  REQUIRE(bad.errors.size() == 1);
+  CHECK(bad.errors[0].pointer == "");
+  CHECK(bad.snapshot == nullptr);
+}
+
+TEST_CASE("the example configs in rules/ compile") {
+  const char* root = std::getenv("PORTIER_SOURCE_ROOT");
+  if (root == nullptr || *root == '\0') {
+    MESSAGE("PORTIER_SOURCE_ROOT is not set: skipping the rules/ examples");
+    return;
+  }
+  for (std::string file : {"rules/portier.json", "rules/examples/lan-proxy.json", "rules/examples/office.json"}) {
+    CAPTURE(file);
+    auto result = portier::config::load_and_compile(std::string(root) + "/" + file);
+    for (const auto& e : result.errors) FAIL_CHECK(format_error(e));
+    CHECK(result.snapshot != nullptr);
+  }
 }
 
 }  // TEST_SUITE

@@ -1,111 +1,318 @@
+#include <doctest/doctest.h>
+#include <re2/re2.h>
+
+#include <set>
+
 #include "portier/policy/decide.hpp"
 
-#include <cstdint>
-#include <string>
-#include <variant>
-#include <vector>
-
-#include <doctest/doctest.h>
-
+using namespace portier;
 using namespace portier::policy;
 
 namespace {
 
-RequestFacts connect_facts(std::uint16_t port) {
+IpAddress ip(const char* s) { return *IpAddress::parse(s); }
+Cidr cidr(const char* s) { return *Cidr::parse(s); }
+
+RequestFacts get(std::string_view host, std::uint16_t port = 80, std::string_view url = "") {
   RequestFacts f;
-  f.listener = "default";
-  f.client = *portier::IpAddress::parse("192.0.2.10");
+  f.listener = "office";
+  f.client = ip("10.0.0.5");
+  f.method = "GET";
+  f.host = host;
+  f.port = port;
+  f.path = "/";
+  f.url = url.empty() ? std::string_view("http://example.com/") : url;
+  f.minute_of_week = 2 * 1440 + 10 * 60;  // Wednesday 10:00
+  return f;
+}
+
+RequestFacts connect(std::string_view host, std::uint16_t port = 443) {
+  RequestFacts f = get(host, port);
   f.method = "CONNECT";
   f.is_connect = true;
-  f.host = "example.com";
-  f.port = port;
+  f.path = "";
+  f.url = "";
   return f;
 }
 
-RequestFacts get_facts(std::uint16_t port) {
-  RequestFacts f = connect_facts(port);
-  f.method = "GET";
-  f.is_connect = false;
-  f.path = "/index.html";
-  return f;
+// A domain list standing in for the compiled ones: exact names and their subdomains.
+class FakeDomains final : public MatchList {
+ public:
+  explicit FakeDomains(std::set<std::string> names, bool hosts = true) : names_(std::move(names)), hosts_(hosts) {}
+  std::optional<std::string> match(std::string_view text) const override {
+    std::string t(text);
+    for (;;) {
+      if (names_.count(t)) return "lists/test.txt:" + std::to_string(std::distance(names_.begin(), names_.find(t)) + 1);
+      auto dot = t.find('.');
+      if (dot == std::string::npos) return std::nullopt;
+      t = t.substr(dot + 1);
+    }
+  }
+  bool matches_hosts() const noexcept override { return hosts_; }
+
+ private:
+  std::set<std::string> names_;
+  bool hosts_;
+};
+
+Rule rule(std::string id, Action a) {
+  Rule r;
+  r.id = std::move(id);
+  r.action = a;
+  return r;
 }
 
-PolicySnapshot ports(std::vector<PortRange> ranges) {
-  PolicySnapshot s;
-  s.connect_ports = std::move(ranges);
-  return s;
+std::shared_ptr<const re2::RE2> re(const char* p) { return std::make_shared<const re2::RE2>(p); }
+
+Deny deny_of(const Decision& d) {
+  REQUIRE(std::holds_alternative<Deny>(d));
+  return std::get<Deny>(d);
 }
 
 }  // namespace
 
 TEST_SUITE("policy.decide") {
+  TEST_CASE("with no rules, GET is forwarded and CONNECT tunnelled") {
+    PolicySnapshot s;
+    CHECK(std::holds_alternative<Forward>(decide(get("example.com"), s)));
+    CHECK(std::holds_alternative<Tunnel>(decide(connect("example.com"), s)));
+  }
 
-TEST_CASE("default snapshot tunnels CONNECT to 443 only") {
-  PolicySnapshot snap;
-  CHECK(std::holds_alternative<Tunnel>(decide(connect_facts(443), snap)));
-  CHECK(std::get<Tunnel>(decide(connect_facts(443), snap)).route.egress == "direct");
+  TEST_CASE("the default rules allow CONNECT only to 443") {
+    PolicySnapshot s;
+    s.rules = default_rules();
+    CHECK(std::holds_alternative<Tunnel>(decide(connect("example.com", 443), s)));
+    Deny d = deny_of(decide(connect("example.com", 22), s));
+    CHECK(d.rule == "connect_ports");
+    CHECK(d.status == 403);
+    CHECK(std::holds_alternative<Forward>(decide(get("example.com", 8080), s)));  // not a CONNECT
+  }
 
-  auto d = decide(connect_facts(22), snap);
-  REQUIRE(std::holds_alternative<Deny>(d));
-  const Deny& deny = std::get<Deny>(d);
-  CHECK(deny.status == 403);
-  CHECK(deny.rule == "connect_ports");
-  CHECK(deny.reason.find("22") != std::string::npos);
-}
+  TEST_CASE("first matching rule wins") {
+    PolicySnapshot s;
+    Rule deny = rule("no-ads", Action::deny);
+    deny.when.host = re(R"((^|\.)ads\.example$)");
+    deny.reason = "advertising";
+    deny.category = "ads";
+    s.rules.push_back(deny);
+    s.rules.push_back(rule("allow-all", Action::allow));
+    Deny d = deny_of(decide(get("x.ads.example"), s));
+    CHECK(d.rule == "no-ads");
+    CHECK(d.reason == "advertising");
+    CHECK(d.category == "ads");
+    auto f = decide(get("news.example"), s);
+    REQUIRE(std::holds_alternative<Forward>(f));
+    CHECK(std::get<Forward>(f).rule == "allow-all");
+  }
 
-TEST_CASE("CONNECT port decisions follow the configured ranges") {
-  struct Row {
-    std::vector<PortRange> ranges;
-    std::uint16_t port;
-    bool tunnel;
-  };
-  const std::vector<Row> table = {
-      {{{443, 443}}, 443, true},
-      {{{443, 443}}, 442, false},
-      {{{443, 443}}, 444, false},
-      {{{443, 443}, {8000, 8100}}, 8000, true},
-      {{{443, 443}, {8000, 8100}}, 8050, true},
-      {{{443, 443}, {8000, 8100}}, 8100, true},
-      {{{443, 443}, {8000, 8100}}, 7999, false},
-      {{{443, 443}, {8000, 8100}}, 8101, false},
-      {{{1, 65535}}, 1, true},
-      {{{1, 65535}}, 65535, true},
-      {{{1, 65535}}, 22, true},
-      {{}, 443, false},  // an empty list disables CONNECT
-      {{{8443, 8443}}, 443, false},
-  };
-  for (const Row& r : table) {
-    CAPTURE(r.port);
-    CAPTURE(r.ranges.size());
-    auto d = decide(connect_facts(r.port), ports(r.ranges));
-    if (r.tunnel) {
-      CHECK(std::holds_alternative<Tunnel>(d));
-    } else {
-      REQUIRE(std::holds_alternative<Deny>(d));
-      CHECK(std::get<Deny>(d).status == 403);
-      CHECK(std::get<Deny>(d).rule == "connect_ports");
+  TEST_CASE("each condition narrows a rule") {
+    struct Case {
+      const char* name;
+      void (*set)(Condition&);
+      RequestFacts (*facts)();
+      bool matches;
+    };
+    static const std::vector<std::string> staff{"staff"};
+    const Case cases[] = {
+        {"listener matches", [](Condition& c) { c.listeners = {"office"}; }, [] { return get("a.example"); }, true},
+        {"other listener", [](Condition& c) { c.listeners = {"lab"}; }, [] { return get("a.example"); }, false},
+        {"method", [](Condition& c) { c.methods = {"POST"}; }, [] { return get("a.example"); }, false},
+        {"method CONNECT", [](Condition& c) { c.methods = {"CONNECT"}; }, [] { return connect("a.example"); }, true},
+        {"client in range", [](Condition& c) { c.clients = {cidr("10.0.0.0/8")}; }, [] { return get("a.example"); }, true},
+        {"client outside", [](Condition& c) { c.clients = {cidr("192.168.0.0/16")}; }, [] { return get("a.example"); }, false},
+        {"port in range", [](Condition& c) { c.ports = {PortRange{8000, 8100}}; }, [] { return get("a.example", 8080); }, true},
+        {"port outside", [](Condition& c) { c.ports = {PortRange{8000, 8100}}; }, [] { return get("a.example", 80); }, false},
+        {"user", [](Condition& c) { c.users = {"alice"}; },
+         [] { auto f = get("a.example"); f.user = "alice"; return f; }, true},
+        {"user absent", [](Condition& c) { c.users = {"alice"}; }, [] { return get("a.example"); }, false},
+        {"group", [](Condition& c) { c.groups = {"staff"}; },
+         [] { auto f = get("a.example"); f.user = "bob"; f.groups = &staff; return f; }, true},
+        {"other group", [](Condition& c) { c.groups = {"admins"}; },
+         [] { auto f = get("a.example"); f.user = "bob"; f.groups = &staff; return f; }, false},
+        {"url regex", [](Condition& c) { c.url = re("/banner[0-9]+"); },
+         [] { return get("a.example", 80, "http://a.example/img/banner42.gif"); }, true},
+        {"url regex never matches CONNECT", [](Condition& c) { c.url = re("."); }, [] { return connect("a.example"); }, false},
+        {"host regex", [](Condition& c) { c.host = re(R"(\.example$)"); }, [] { return get("a.example"); }, true},
+        {"time window", [](Condition& c) { c.times = {TimeWindow{0x1f, 9 * 60, 17 * 60}}; }, [] { return get("a.example"); }, true},
+        {"outside time window", [](Condition& c) { c.times = {TimeWindow{0x1f, 12 * 60, 13 * 60}}; },
+         [] { return get("a.example"); }, false},
+    };
+    for (const auto& c : cases) {
+      CAPTURE(c.name);
+      PolicySnapshot s;
+      Rule r = rule("r", Action::deny);
+      c.set(r.when);
+      s.rules.push_back(r);
+      CHECK(std::holds_alternative<Deny>(decide(c.facts(), s)) == c.matches);
     }
   }
-}
 
-TEST_CASE("requests other than CONNECT are forwarded whatever the port") {
-  for (std::uint16_t port : {80, 443, 22, 8080}) {
-    CAPTURE(port);
-    CHECK(std::holds_alternative<Forward>(decide(get_facts(port), PolicySnapshot{})));
-    CHECK(std::holds_alternative<Forward>(decide(get_facts(port), ports({}))));
+  TEST_CASE("unless exempts what it matches") {
+    PolicySnapshot s;
+    Rule r = rule("tls-only", Action::deny);
+    r.when.methods = {"CONNECT"};
+    Condition unless;
+    unless.ports = {PortRange{443, 443}, PortRange{8443, 8445}};
+    r.unless = unless;
+    s.rules.push_back(r);
+    CHECK(std::holds_alternative<Tunnel>(decide(connect("a.example", 8444), s)));
+    CHECK(std::holds_alternative<Deny>(decide(connect("a.example", 25), s)));
   }
-  RequestFacts post = get_facts(80);
-  post.method = "POST";
-  CHECK(std::holds_alternative<Forward>(decide(post, PolicySnapshot{})));
-}
 
-TEST_CASE("decision_name names each alternative for the access log") {
-  CHECK(std::string(decision_name(Decision{Tunnel{}})) == "tunnel");
-  CHECK(std::string(decision_name(Decision{Forward{}})) == "forward");
-  CHECK(std::string(decision_name(Decision{Deny{}})) == "deny");
-  CHECK(std::string(decision_name(Decision{Challenge{}})) == "challenge");
-  CHECK(std::string(decision_name(Decision{Answer{}})) == "answer");
-  CHECK(std::string(decision_name(decide(connect_facts(22), PolicySnapshot{}))) == "deny");
-}
+  TEST_CASE("a list match names its entry") {
+    PolicySnapshot s;
+    Rule r = rule("no-ads", Action::deny);
+    r.when.lists = {std::make_shared<FakeDomains>(std::set<std::string>{"ads.example", "tracker.example"})};
+    s.rules.push_back(r);
+    Deny d = deny_of(decide(get("cdn.ads.example"), s));
+    CHECK(d.entry == "lists/test.txt:1");
+    CHECK(std::holds_alternative<Forward>(decide(get("badads.example"), s)));
+  }
 
-}  // TEST_SUITE
+  TEST_CASE("regex lists see the URL of plain HTTP and the host of CONNECT") {
+    PolicySnapshot s;
+    Rule r = rule("trackers", Action::deny);
+    r.when.lists = {std::make_shared<FakeDomains>(std::set<std::string>{"http://a.example/track"}, false)};
+    s.rules.push_back(r);
+    CHECK(std::holds_alternative<Deny>(decide(get("a.example", 80, "http://a.example/track"), s)));
+    CHECK(std::holds_alternative<Forward>(decide(get("a.example", 80, "http://a.example/other"), s)));
+  }
+
+  TEST_CASE("egress rules route and name themselves") {
+    PolicySnapshot s;
+    Rule r = rule("fi-exit", Action::egress);
+    r.egress = "fi";
+    r.when.host = re(R"(\.fi$)");
+    s.rules.push_back(r);
+    auto d = decide(connect("yle.fi"), s);
+    REQUIRE(std::holds_alternative<Tunnel>(d));
+    CHECK(std::get<Tunnel>(d).route.egress == "fi");
+    CHECK(std::get<Tunnel>(d).rule == "fi-exit");
+    auto other = decide(connect("example.com"), s);
+    CHECK(std::get<Tunnel>(other).route.egress == "direct");
+  }
+
+  TEST_CASE("allow-list mode denies what no rule allows") {
+    PolicySnapshot s;
+    s.default_action = Action::deny;
+    Rule r = rule("intranet", Action::allow);
+    r.when.host = re(R"(\.corp\.example$)");
+    s.rules.push_back(r);
+    CHECK(std::holds_alternative<Forward>(decide(get("wiki.corp.example"), s)));
+    Deny d = deny_of(decide(get("example.com"), s));
+    CHECK(d.rule == "default");
+  }
+
+  TEST_CASE("authentication per listener") {
+    PolicySnapshot s;
+    ListenerPolicy lp;
+    lp.name = "office";
+    lp.auth = AuthMode::required;
+    lp.trusted = {cidr("10.9.0.0/16")};
+    s.listeners.push_back(lp);
+    s.realm = "corp";
+
+    SUBCASE("no credentials get a challenge with the realm") {
+      auto d = decide(get("a.example"), s);
+      REQUIRE(std::holds_alternative<Challenge>(d));
+      CHECK(std::get<Challenge>(d).realm == "corp");
+    }
+    SUBCASE("wrong credentials get a challenge again") {
+      auto f = get("a.example");
+      f.credentials_present = true;
+      CHECK(std::holds_alternative<Challenge>(decide(f, s)));
+    }
+    SUBCASE("a verified user passes") {
+      auto f = get("a.example");
+      f.credentials_present = true;
+      f.user = "alice";
+      CHECK(std::holds_alternative<Forward>(decide(f, s)));
+    }
+    SUBCASE("trusted networks need no credentials") {
+      auto f = get("a.example");
+      f.client = ip("10.9.1.2");
+      CHECK(std::holds_alternative<Forward>(decide(f, s)));
+    }
+    SUBCASE("optional auth lets anonymous through but challenges wrong credentials") {
+      s.listeners[0].auth = AuthMode::optional;
+      CHECK(std::holds_alternative<Forward>(decide(get("a.example"), s)));
+      auto f = get("a.example");
+      f.credentials_present = true;
+      CHECK(std::holds_alternative<Challenge>(decide(f, s)));
+    }
+  }
+
+  TEST_CASE("unknown client networks are refused, with 403 or a silent close") {
+    PolicySnapshot s;
+    ListenerPolicy lp;
+    lp.name = "office";
+    lp.allow_clients = {cidr("192.168.0.0/16")};
+    s.listeners.push_back(lp);
+    Deny d = deny_of(decide(get("a.example"), s));
+    CHECK(d.rule == "client_network");
+    CHECK_FALSE(d.close);
+    s.listeners[0].refuse = RefuseMode::close;
+    CHECK(deny_of(decide(get("a.example"), s)).close);
+    auto f = get("a.example");
+    f.client = ip("192.168.3.4");
+    CHECK(std::holds_alternative<Forward>(decide(f, s)));
+  }
+
+  TEST_CASE("SNI must name the CONNECT host") {
+    PolicySnapshot s;
+    auto f = connect("allowed.example");
+    f.sni = "blocked.example";
+    CHECK(deny_of(decide(f, s)).rule == "sni_mismatch");
+    f.sni = "allowed.example";
+    CHECK(std::holds_alternative<Tunnel>(decide(f, s)));
+    SUBCASE("an IP authority has no name to compare") {
+      auto g = connect("192.0.2.1");
+      g.sni = "example.com";
+      CHECK(std::holds_alternative<Tunnel>(decide(g, s)));
+    }
+    SUBCASE("the check can be turned off") {
+      s.sni_must_match = false;
+      f.sni = "blocked.example";
+      CHECK(std::holds_alternative<Tunnel>(decide(f, s)));
+    }
+  }
+
+  TEST_CASE("host rules see the SNI: a deny triggers on either name, an allow needs both") {
+    PolicySnapshot s;
+    s.sni_must_match = false;
+    Rule d = rule("no-ads", Action::deny);
+    d.when.host = re(R"(ads\.example$)");
+    s.rules.push_back(d);
+    auto f = connect("cdn.example");
+    f.sni = "ads.example";
+    CHECK(std::holds_alternative<Deny>(decide(f, s)));
+
+    PolicySnapshot allow_list;
+    allow_list.sni_must_match = false;
+    allow_list.default_action = Action::deny;
+    Rule a = rule("good", Action::allow);
+    a.when.host = re(R"(^good\.example$)");
+    allow_list.rules.push_back(a);
+    auto g = connect("evil.example");
+    g.sni = "good.example";
+    CHECK(std::holds_alternative<Deny>(decide(g, allow_list)));
+  }
+
+  TEST_CASE("time windows: days, wrap past midnight") {
+    TimeWindow office{0x1f, 9 * 60, 17 * 60};  // Mon-Fri
+    CHECK(office.contains(0 * 1440 + 9 * 60));
+    CHECK_FALSE(office.contains(0 * 1440 + 17 * 60));
+    CHECK_FALSE(office.contains(5 * 1440 + 10 * 60));  // Saturday
+    TimeWindow night{0x01, 22 * 60, 6 * 60};           // Monday night into Tuesday
+    CHECK(night.contains(0 * 1440 + 23 * 60));
+    CHECK(night.contains(1 * 1440 + 5 * 60));   // Tuesday 05:00 belongs to Monday's window
+    CHECK_FALSE(night.contains(0 * 1440 + 5 * 60));  // Monday 05:00 belongs to Sunday's (off)
+  }
+
+  TEST_CASE("decision names for logs") {
+    CHECK(std::string(decision_name(Decision{Tunnel{}})) == "tunnel");
+    CHECK(std::string(decision_name(Decision{Forward{}})) == "forward");
+    CHECK(std::string(decision_name(Decision{Deny{}})) == "deny");
+    CHECK(std::string(decision_name(Decision{Challenge{}})) == "challenge");
+  }
+}
