@@ -16,7 +16,7 @@ for f in rules/portier.json rules/examples/*.json; do
   if build/portier --check "$f" >/dev/null; then passed=$((passed + 1)); else echo "FAIL: portier --check $f"; failed=$((failed + 1)); fi
 done
 
-unit_out=$(build/unit_tests --no-colors=true 2>&1)
+unit_out=$(PORTIER_SOURCE_ROOT="$PWD" build/unit_tests --no-colors=true 2>&1)
 unit_rc=$?
 echo "$unit_out" | tail -n 4
 summary=$(echo "$unit_out" | grep -E '^\[doctest\] test cases:' | tail -n 1)
