@@ -121,6 +121,9 @@ class Compiler {
     snap->policy.default_action = config_.policy.default_action;
     snap->policy.realm = config_.auth.realm;
     snap->policy.sni_must_match = config_.policy.sni_must_match;
+    for (const auto& r : snap->policy.rules) {
+      if (!r.when.times.empty() || (r.unless && !r.unless->times.empty())) snap->policy.uses_time = true;
+    }
     snap->ssrf_allow = CidrSet(config_.ssrf_allow);
     snap->config = std::move(config_);
     out.snapshot = std::move(snap);

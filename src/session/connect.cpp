@@ -26,7 +26,8 @@ net::awaitable<bool> Session::handle_connect() {
   }
   rec_.target = authority->to_string();
 
-  co_await authenticate();
+  identity_ = Identity{};
+  if (req_.request().headers.contains("Proxy-Authorization")) co_await authenticate();
   policy::RequestFacts facts = base_facts();
   facts.is_connect = true;
   facts.host = authority->host;

@@ -45,7 +45,8 @@ net::awaitable<bool> Session::handle_forward() {
     rec_.path += url->query;
   }
 
-  co_await authenticate();
+  identity_ = Identity{};
+  if (req_.request().headers.contains("Proxy-Authorization")) co_await authenticate();
   policy::RequestFacts facts = base_facts();
   facts.host = url->authority.host;
   facts.port = url->authority.port;
@@ -86,8 +87,12 @@ net::awaitable<bool> Session::handle_forward() {
     bool answered = false;
     auto result = co_await exchange(head_bytes, reused && attempt == 0 && !has_body, answered);
     if (result == Exchange::retry_fresh) {
+      // A pooled connection the origin had closed: once more on a fresh one, with a parser that
+      // has not seen the dead connection's end.
       up_.reset();
-      continue;  // a pooled connection the origin had closed: once more on a fresh one
+      resp_.reset();
+      ubuf_.consume(ubuf_.size());
+      continue;
     }
     if (upstream_reusable_ && up_) ctx_.pool.release(key, std::move(*up_));
     up_.reset();

@@ -208,9 +208,7 @@ net::awaitable<policy::CheckResult> check_on_pool(std::shared_ptr<const policy::
 // Verifies Proxy-Authorization, if any. Cached successes cost a hash lookup; a miss is checked on
 // the verifier pool so a bcrypt check never stalls this thread's other connections.
 net::awaitable<void> Session::authenticate() {
-  identity_ = Identity{};
   const std::string* header = req_.request().headers.find("Proxy-Authorization");
-  if (header == nullptr) co_return;
   identity_.present = true;
   auto creds = policy::parse_basic_credentials(*header);
   if (!creds || !snap_->users) co_return;
@@ -271,7 +269,7 @@ policy::RequestFacts Session::base_facts() const {
   f.credentials_present = identity_.present;
   f.user = identity_.user;
   f.groups = identity_.groups;
-  f.minute_of_week = minute_of_week();
+  if (snap_->policy.uses_time) f.minute_of_week = minute_of_week();  // localtime_r takes a global lock
   return f;
 }
 

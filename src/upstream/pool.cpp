@@ -6,6 +6,10 @@
 
 namespace portier::upstream {
 
+namespace {
+constexpr auto kTrustedIdle = std::chrono::seconds(1);
+}  // namespace
+
 bool OriginPool::still_open(net::tcp::socket& s) noexcept {
   char byte;
   ssize_t n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -23,7 +27,11 @@ std::optional<net::Connected> OriginPool::acquire(const std::string& key) {
     Entry e = std::move(q.back());  // most recently used first: warmest, least likely closed
     q.pop_back();
     --total_;
-    if (now - e.since < limits_.idle && still_open(e.conn.socket)) {
+    // A connection released within the last second is taken without the peek (a syscall per
+    // request): origins do not close that fast, and a request without a body that finds it closed
+    // anyway is retried once on a fresh connection.
+    const auto idle_for = now - e.since;
+    if (idle_for < limits_.idle && (idle_for < kTrustedIdle || still_open(e.conn.socket))) {
       out.emplace(std::move(e.conn));
       break;
     }

@@ -91,6 +91,7 @@ struct PolicySnapshot {
   std::vector<ListenerPolicy> listeners;
   std::string realm = "portier";
   bool sni_must_match = true;  // deny tunnels whose SNI names another host than the CONNECT authority
+  bool uses_time = false;      // some rule has a time window: only then does the session read the clock's local time
 
   const ListenerPolicy* listener(std::string_view name) const noexcept;
 };
