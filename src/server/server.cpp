@@ -112,8 +112,9 @@ std::size_t address_count(const config::Config& c) {
 policy::ThrottleOptions throttle_options(const config::Config& c) {
   policy::ThrottleOptions o;
   o.max_failures = c.auth.max_failures;
-  o.window = std::chrono::duration_cast<std::chrono::seconds>(c.auth.failure_window);
-  o.backoff = std::chrono::duration_cast<std::chrono::seconds>(c.auth.block);
+  // The throttle counts in seconds: round up, so a block of 500 ms is 1 s and never 0 (no block).
+  o.window = std::chrono::ceil<std::chrono::seconds>(c.auth.failure_window);
+  o.backoff = std::chrono::ceil<std::chrono::seconds>(c.auth.block);
   return o;
 }
 
@@ -179,6 +180,7 @@ int run(const std::string& config_path) {
 
   const unsigned n = worker_count(cfg);
   asio::thread_pool verifier(2);
+  session::SharedThrottle throttle(throttle_options(cfg));
   std::vector<std::unique_ptr<Worker>> workers;
   std::random_device rd;
   for (unsigned i = 0; i < n; ++i) {
@@ -188,7 +190,7 @@ int run(const std::string& config_path) {
     w->ctx.snapshot = snapshot;
     w->ctx.access_log = &access_log;
     w->ctx.verifier = &verifier;
-    w->ctx.throttle = policy::FailureThrottle(throttle_options(cfg));
+    w->ctx.throttle = &throttle;
     w->ctx.request_seed = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
     w->ctx.pool.set_limits(upstream::PoolLimits{cfg.origin_pool.max_idle_per_host, cfg.origin_pool.max_idle_total,
                                                 cfg.origin_pool.idle});
@@ -244,12 +246,12 @@ int run(const std::string& config_path) {
         std::cerr << "portier: reload: changes to" << why << " need a restart; applying the rest\n";
       }
       snapshot = next.snapshot;
+      throttle.reconfigure(throttle_options(snapshot->config));
       for (auto& w : workers) {
         Worker* raw = w.get();
-        auto opts = throttle_options(snapshot->config);
         auto limits = upstream::PoolLimits{snapshot->config.origin_pool.max_idle_per_host,
                                            snapshot->config.origin_pool.max_idle_total, snapshot->config.origin_pool.idle};
-        asio::post(raw->io, [raw, snap = snapshot, opts, limits] {
+        asio::post(raw->io, [raw, snap = snapshot, limits] {
           raw->ctx.snapshot = snap;
           raw->ctx.pool.set_limits(limits);
           raw->ctx.credentials.clear();  // users may have changed; the epoch also guards this

@@ -113,15 +113,23 @@ namespace portier::session {
 net::awaitable<Result<std::string>> Session::read_client_hello() {
   http::ClientHelloParser parser;
   auto status = cbuf_.empty() ? http::HelloStatus::need_more : parser.feed(cbuf_.readable());
-  deadline_.arm(net::Phase::client_hello, kClientHelloWait);
+  // Nothing yet: wait briefly (the server may be the one to speak first). Once a ClientHello has
+  // begun, it must be read whole within the header timeout: a hello sent slowly on purpose is
+  // never relayed unchecked.
+  deadline_.arm(net::Phase::client_hello, cbuf_.empty() ? kClientHelloWait : timeouts().header);
   while (status == http::HelloStatus::need_more) {
+    const bool started = !cbuf_.empty();
     auto [p, cap] = cbuf_.writable();
     if (cap == 0) break;
     auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, cap), net::nothrow);
     if (ec) {
-      if (ec == asio::error::operation_aborted && deadline_.expired() == net::Phase::client_hello) break;
+      if (ec == asio::error::operation_aborted && deadline_.expired() == net::Phase::client_hello) {
+        if (!started) break;  // a silent client: relay without an SNI
+        co_return Error{errc::request_timeout, Side::downstream, "the TLS ClientHello did not arrive in time"};
+      }
       co_return Error{errc::client_closed, Side::downstream, "before its first bytes into the tunnel"};
     }
+    if (!started) deadline_.arm(net::Phase::client_hello, timeouts().header);
     cbuf_.commit(n);
     status = parser.feed(std::string_view(p, n));
   }

@@ -129,6 +129,9 @@ net::awaitable<void> Session::run() {
   for (;;) {
     begin_record();
     auto head = co_await read_request_head();
+    // Each request runs under the snapshot current when it starts: a reload reaches keep-alive
+    // connections at their next request, and never changes a request or tunnel in flight.
+    snap_ = ctx_.snapshot;
     if (!head) {
       const Error& e = head.error();
       if (!e.is(errc::client_closed) && !e.is(errc::shutting_down)) {
@@ -216,7 +219,7 @@ net::awaitable<void> Session::authenticate() {
   const auto epoch = snap_->users->epoch();
   bool ok = ctx_.credentials.lookup(*creds, now, epoch);
   if (!ok) {
-    if (!ctx_.throttle.allow(client_ip_, now)) {
+    if (!ctx_.throttle->allow(client_ip_, now)) {
       identity_.throttled = true;
       co_return;
     }
@@ -231,7 +234,7 @@ net::awaitable<void> Session::authenticate() {
     if (ok) {
       ctx_.credentials.insert(*creds, net::Clock::now(), snap_->config.auth.cache_ttl, epoch);
     } else {
-      ctx_.throttle.record_failure(client_ip_, net::Clock::now());
+      ctx_.throttle->record_failure(client_ip_, net::Clock::now());
       rec_.error = "auth_failed: user " + creds->user;
     }
   }
@@ -291,7 +294,7 @@ net::awaitable<bool> Session::answer_refusal(const policy::Decision& d, bool bod
     rec_.decision = "deny";
     rec_.rule = "auth_throttle";
     rec_.error = "too many failed logins from this address";
-    auto secs = std::chrono::duration_cast<std::chrono::seconds>(snap_->config.auth.block).count();
+    auto secs = std::chrono::ceil<std::chrono::seconds>(snap_->config.auth.block).count();
     http::Headers h;
     h.add("Retry-After", std::to_string(secs));
     bool keep = reusable();

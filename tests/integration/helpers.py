@@ -2,7 +2,9 @@
 import hashlib
 import os
 import re
+import shutil
 import socket
+import tempfile
 import time
 import unittest
 
@@ -55,6 +57,13 @@ class ProxyTestCase(unittest.TestCase):
         s = TcpServer(mode=mode, host=host, **kw)
         self.addCleanup(s.stop)
         return s
+
+    def make_tmpdir(self, prefix="portier-files-"):
+        """A temporary directory removed by a cleanup (kept with PORTIER_KEEP_TMP)."""
+        d = tempfile.mkdtemp(prefix=prefix)
+        if not os.environ.get("PORTIER_KEEP_TMP"):
+            self.addCleanup(shutil.rmtree, d, True)
+        return d
 
     def connect(self, p=None, timeout=10.0):
         p = p or self.portier

@@ -3,6 +3,7 @@
 // is locked; the snapshot is immutable and shared across threads by shared_ptr.
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "portier/config/config.hpp"
@@ -14,6 +15,31 @@
 namespace portier::session {
 
 class Session;
+
+// Failed logins counted per client address across all workers (a client's connections land on
+// different workers). Consulted only when a password must be checked, so the lock is off the hot path.
+class SharedThrottle {
+ public:
+  explicit SharedThrottle(policy::ThrottleOptions o) : throttle_(o) {}
+  bool allow(const IpAddress& client, policy::FailureThrottle::TimePoint now) {
+    std::lock_guard lock(mutex_);
+    return throttle_.allow(client, now);
+  }
+  void record_failure(const IpAddress& client, policy::FailureThrottle::TimePoint now) {
+    std::lock_guard lock(mutex_);
+    throttle_.record_failure(client, now);
+  }
+  void reconfigure(policy::ThrottleOptions o) {
+    std::lock_guard lock(mutex_);
+    if (o.max_failures != throttle_.options().max_failures || o.window != throttle_.options().window ||
+        o.backoff != throttle_.options().backoff)
+      throttle_ = policy::FailureThrottle(o);
+  }
+
+ private:
+  std::mutex mutex_;
+  policy::FailureThrottle throttle_;
+};
 
 // Sessions on this worker, so a drain can close idle ones and a deadline can cut the rest.
 class SessionList {
@@ -46,8 +72,8 @@ struct WorkerContext {
   std::shared_ptr<const config::Snapshot> snapshot;  // replaced on reload; sessions keep the one they started with
   // Password hashing runs here, off the I/O threads: a bcrypt check must not stall connections.
   asio::thread_pool* verifier = nullptr;
-  policy::CredentialCache credentials;
-  policy::FailureThrottle throttle;
+  policy::CredentialCache credentials;  // per worker: looked up on every request, so never locked
+  class SharedThrottle* throttle = nullptr;
   const observe::AccessLog* access_log = nullptr;
   upstream::OriginPool pool;
   SessionList sessions;
