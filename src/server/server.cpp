@@ -181,6 +181,7 @@ int run(const std::string& config_path) {
   const unsigned n = worker_count(cfg);
   asio::thread_pool verifier(2);
   session::SharedThrottle throttle(throttle_options(cfg));
+  session::SharedCredentials shared_credentials;
   std::vector<std::unique_ptr<Worker>> workers;
   std::random_device rd;
   for (unsigned i = 0; i < n; ++i) {
@@ -191,6 +192,7 @@ int run(const std::string& config_path) {
     w->ctx.access_log = &access_log;
     w->ctx.verifier = &verifier;
     w->ctx.throttle = &throttle;
+    w->ctx.shared_credentials = &shared_credentials;
     w->ctx.request_seed = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
     w->ctx.pool.set_limits(upstream::PoolLimits{cfg.origin_pool.max_idle_per_host, cfg.origin_pool.max_idle_total,
                                                 cfg.origin_pool.idle});
@@ -247,6 +249,7 @@ int run(const std::string& config_path) {
       }
       snapshot = next.snapshot;
       throttle.reconfigure(throttle_options(snapshot->config));
+      shared_credentials.clear();  // users may have changed; the users-file epoch also guards this
       for (auto& w : workers) {
         Worker* raw = w.get();
         auto limits = upstream::PoolLimits{snapshot->config.origin_pool.max_idle_per_host,

@@ -217,7 +217,12 @@ net::awaitable<void> Session::authenticate() {
   if (!creds || !snap_->users) co_return;
   const auto now = net::Clock::now();
   const auto epoch = snap_->users->epoch();
+  const auto ttl = snap_->config.auth.cache_ttl;
   bool ok = ctx_.credentials.lookup(*creds, now, epoch);
+  if (!ok && ctx_.shared_credentials != nullptr && ctx_.shared_credentials->lookup(*creds, now, epoch)) {
+    ctx_.credentials.insert(*creds, now, ttl, epoch);
+    ok = true;
+  }
   if (!ok) {
     if (!ctx_.throttle->allow(client_ip_, now)) {
       identity_.throttled = true;
@@ -232,7 +237,8 @@ net::awaitable<void> Session::authenticate() {
     }
     ok = r == policy::CheckResult::ok;
     if (ok) {
-      ctx_.credentials.insert(*creds, net::Clock::now(), snap_->config.auth.cache_ttl, epoch);
+      ctx_.credentials.insert(*creds, net::Clock::now(), ttl, epoch);
+      if (ctx_.shared_credentials != nullptr) ctx_.shared_credentials->insert(*creds, net::Clock::now(), ttl, epoch);
     } else {
       ctx_.throttle->record_failure(client_ip_, net::Clock::now());
       rec_.error = "auth_failed: user " + creds->user;

@@ -388,3 +388,36 @@ class Throttle(AuthBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SharedCredentialCache(AuthBase):
+    """A verified password is hashed once per process and TTL, whichever worker thread a later
+    connection lands on (each connection is accepted by one of several workers)."""
+
+    def test_costly_hash_is_paid_once_across_workers(self):
+        import socket
+        from tests.support.policy_files import _crypt_module
+        crypt = _crypt_module()
+        if crypt is None:
+            self.skipTest("Python's crypt module is needed to make a costly SHA-512-crypt hash")
+        # Many rounds make one check take a visible fraction of a second.
+        costly = crypt.crypt("slow-Secret", "$6$rounds=900000$saltsaltsalt")
+        if not costly or not costly.startswith("$6$rounds=900000$"):
+            self.skipTest("this system's crypt() cannot make SHA-512-crypt hashes with rounds")
+        files = self.make_tmpdir()
+        users = write_htpasswd(os.path.join(files, "users.htpasswd"), {"slow": costly})
+        self.origin = self.start_origin()
+        self.start_portier({"workers": 4, "listeners": [dict(LISTENER, auth="required")],
+                            "auth": {"users_file": users, "cache_ttl_ms": 60000}})
+        times = []
+        for i in range(8):
+            c = self.connect()  # a fresh connection: SO_REUSEPORT spreads them over the workers
+            t0 = time.monotonic()
+            r = self.get(c, "/echo/%d" % i, creds=("slow", "slow-Secret"))
+            times.append(time.monotonic() - t0)
+            self.assertStatus(r, 200)
+            c.close()
+        first, rest = times[0], times[1:]
+        self.assertGreater(first, 0.05, "the hash is not costly enough to observe: %r" % times)
+        for t in rest:
+            self.assertLess(t, first / 3, "a later login paid for the hash again: %r" % times)

@@ -66,6 +66,29 @@ class SessionList {
   std::size_t size_ = 0;
 };
 
+// Verified credentials shared by all workers, consulted only when a worker's own cache misses: a
+// password is hashed once per process and TTL, not once per worker.
+class SharedCredentials {
+ public:
+  bool lookup(const policy::Credentials& c, policy::CredentialCache::TimePoint now, std::uint64_t epoch) {
+    std::lock_guard lock(mutex_);
+    return cache_.lookup(c, now, epoch);
+  }
+  void insert(const policy::Credentials& c, policy::CredentialCache::TimePoint now,
+              policy::CredentialCache::Duration ttl, std::uint64_t epoch) {
+    std::lock_guard lock(mutex_);
+    cache_.insert(c, now, ttl, epoch);
+  }
+  void clear() {
+    std::lock_guard lock(mutex_);
+    cache_.clear();
+  }
+
+ private:
+  std::mutex mutex_;
+  policy::CredentialCache cache_;
+};
+
 struct WorkerContext {
   unsigned index = 0;
   unsigned worker_count = 1;
@@ -73,6 +96,7 @@ struct WorkerContext {
   // Password hashing runs here, off the I/O threads: a bcrypt check must not stall connections.
   asio::thread_pool* verifier = nullptr;
   policy::CredentialCache credentials;  // per worker: looked up on every request, so never locked
+  SharedCredentials* shared_credentials = nullptr;
   class SharedThrottle* throttle = nullptr;
   const observe::AccessLog* access_log = nullptr;
   upstream::OriginPool pool;
