@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <unordered_map>
 
@@ -89,92 +91,182 @@ constexpr std::size_t kCommonLiteral = 16;
 // a pattern with more is a candidate as soon as any of its literals is found (a superset).
 constexpr std::size_t kMaxTableAtoms = 6;
 
-// Aho-Corasick over the literals as a dense automaton over byte classes: one table lookup per text
-// byte. Nodes are numbered breadth first, so the shallow nodes most texts stay in share cache lines.
-// Upper-case ASCII letters share their lower-case class, so the scan is case-insensitive without
-// copying the text (the literals are lower case). A transition's high bit says that literals end at
-// the target node, so a byte that ends none touches nothing but the table.
+// Finds the prefilter's literals in a text, Wu-Manber style. A literal of 8 or more bytes is keyed
+// by its rarest 8-byte window, one of 4..7 bytes by its rarest 4-byte window, one of 3 bytes by
+// itself. The scan rolls an 8-byte value over the text (ASCII folded to lower case, as the literals
+// are); per width, a bitmap of the keys (at most 128 KiB) rejects almost every window, and only a
+// window that passes is looked up and the literals keyed by it compared at their offset. Long keys
+// rarely occur by accident, so few windows get that far. The structure is a few MB for tens of
+// thousands of literals, where a dense Aho-Corasick automaton is tens of MB and misses the cache on
+// almost every byte.
 class LiteralScanner {
  public:
   void build(const std::vector<std::string>& atoms) {
-    class_.fill(0);
-    classes_ = 1;  // class 0: bytes in no literal
+    arena_.clear();
+    atoms_.clear();
     for (const auto& a : atoms) {
-      for (unsigned char b : a) {
-        if (class_[b] != 0) continue;
-        class_[b] = static_cast<std::uint16_t>(classes_++);
-        if (b >= 'a' && b <= 'z') class_[b - 32] = class_[b];
+      atoms_.push_back({static_cast<std::uint32_t>(arena_.size()), static_cast<std::uint32_t>(a.size())});
+      for (char c : a) arena_.push_back(static_cast<char>(fold(static_cast<unsigned char>(c))));
+    }
+    for (std::size_t t = 0; t < kWidths.size(); ++t) {
+      std::size_t width = kWidths[t];
+      std::size_t longest = t == 0 ? SIZE_MAX : kWidths[t - 1] - 1;
+      // How many literals each window occurs in, to key each literal by its rarest window.
+      std::unordered_map<std::uint64_t, std::uint32_t> count;
+      std::vector<std::size_t> mine;
+      for (std::size_t i = 0; i < atoms_.size(); ++i) {
+        auto a = text_of(i);
+        if (a.size() < width || a.size() > longest) continue;
+        mine.push_back(i);
+        std::vector<std::uint64_t> grams;
+        for (std::size_t k = 0; k + width <= a.size(); ++k) grams.push_back(gram(a, k, width));
+        std::sort(grams.begin(), grams.end());
+        grams.erase(std::unique(grams.begin(), grams.end()), grams.end());
+        for (auto g : grams) ++count[g];
       }
-    }
-    std::size_t bound = 1, longest = 0;
-    for (const auto& a : atoms) {
-      bound += a.size();
-      longest = std::max(longest, a.size());
-    }
-    next_.assign(bound * classes_, 0);
-    atom_.assign(bound, -1);
-    // Trie, one depth at a time so that node ids come out breadth first.
-    std::uint32_t nodes = 1;
-    std::vector<std::uint32_t> at(atoms.size(), 0);  // node of each literal's prefix so far
-    for (std::size_t depth = 0; depth < longest; ++depth) {
-      for (std::size_t i = 0; i < atoms.size(); ++i) {
-        if (depth >= atoms[i].size()) continue;
-        auto& v = next_[at[i] * classes_ + class_[static_cast<unsigned char>(atoms[i][depth])]];
-        if (v == 0) v = nodes++;
-        at[i] = v;
-        if (depth + 1 == atoms[i].size()) atom_[v] = static_cast<int>(i);
-      }
-    }
-    next_.resize(std::size_t{nodes} * classes_);
-    next_.shrink_to_fit();
-    atom_.resize(nodes);
-    atom_.shrink_to_fit();
-    // Failure links, breadth first (ids are already in that order): a node's failure node is
-    // shallower, so its row is complete when the node's is filled.
-    std::vector<std::uint32_t> fail(nodes, 0);
-    dict_.assign(nodes, 0);
-    for (std::uint32_t u = 0; u < nodes; ++u) {
-      for (std::size_t c = 0; c < classes_; ++c) {
-        auto& v = next_[u * classes_ + c];
-        std::uint32_t via_fail = u == 0 ? 0 : next_[fail[u] * classes_ + c];
-        if (v == 0 || v <= u) {  // no child: follow the failure node's transition
-          v = via_fail;
-          continue;
+      std::vector<std::pair<std::uint64_t, Keyed>> keyed;
+      for (std::size_t i : mine) {
+        auto a = text_of(i);
+        std::size_t best = 0;
+        std::uint32_t best_count = ~0u;
+        for (std::size_t k = 0; k + width <= a.size(); ++k) {
+          auto c = count[gram(a, k, width)];
+          if (c < best_count) {
+            best_count = c;
+            best = k;
+          }
         }
-        fail[v] = via_fail;
-        dict_[v] = atom_[via_fail] >= 0 ? via_fail : dict_[via_fail];
+        keyed.push_back({gram(a, best, width), {static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(best)}});
       }
-    }
-    for (auto& v : next_) {
-      if (atom_[v] >= 0 || dict_[v] != 0) v |= kOutput;
+      tables_[t] = Table::build(keyed);
     }
   }
 
   // Appends the index of every literal occurrence (repeats included) to `found`.
   void scan(std::string_view text, std::vector<int>& found) const {
-    if (next_.empty()) return;
-    std::uint32_t u = 0;
-    for (unsigned char b : text) {
-      u = next_[(u & ~kOutput) * classes_ + class_[b]];
-      if ((u & kOutput) == 0) continue;
-      std::uint32_t node = u & ~kOutput;
-      for (std::uint32_t n = atom_[node] >= 0 ? node : dict_[node]; n != 0; n = dict_[n]) found.push_back(atom_[n]);
+    if (atoms_.empty()) return;
+    std::uint64_t g = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      g = (g << 8) | fold(static_cast<unsigned char>(text[i]));
+      for (std::size_t t = 0; t < kWidths.size(); ++t) {
+        std::size_t width = kWidths[t];
+        if (i + 1 < width || tables_[t].empty()) continue;
+        std::uint64_t key = width == 8 ? g : g & ((std::uint64_t{1} << (8 * width)) - 1);
+        tables_[t].probe(key, i + 1 - width, text, *this, found);
+      }
     }
   }
 
   std::size_t bytes() const noexcept {
-    return next_.capacity() * sizeof(std::uint32_t) + atom_.capacity() * sizeof(int) +
-           dict_.capacity() * sizeof(std::uint32_t);
+    std::size_t n = arena_.capacity() + atoms_.capacity() * sizeof(Atom);
+    for (const auto& t : tables_) n += t.bytes();
+    return n;
   }
 
  private:
-  static constexpr std::uint32_t kOutput = 0x80000000u;
+  static constexpr std::array<std::size_t, 3> kWidths = {8, 4, 3};
+  struct Atom {
+    std::uint32_t offset;
+    std::uint32_t length;
+  };
+  struct Keyed {
+    std::uint32_t atom;
+    std::uint32_t offset;  // of the key within the literal
+  };
 
-  std::array<std::uint16_t, 256> class_{};
-  std::size_t classes_ = 1;
-  std::vector<std::uint32_t> next_;  // [node * classes_ + class] -> node | kOutput
-  std::vector<int> atom_;            // literal ending at node, or -1
-  std::vector<std::uint32_t> dict_;  // nearest node on the failure chain where a literal ends (0 = none)
+  static unsigned char fold(unsigned char c) noexcept { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+  std::string_view text_of(std::size_t i) const noexcept { return {arena_.data() + atoms_[i].offset, atoms_[i].length}; }
+  // The window's bytes big-endian, as the scan's rolling value holds them.
+  static std::uint64_t gram(std::string_view s, std::size_t k, std::size_t width) noexcept {
+    std::uint64_t g = 0;
+    for (std::size_t j = 0; j < width; ++j) g = (g << 8) | static_cast<unsigned char>(s[k + j]);
+    return g;
+  }
+
+  bool occurs(std::uint32_t atom, std::string_view text, std::size_t start) const noexcept {
+    const Atom& a = atoms_[atom];
+    if (start + a.length > text.size()) return false;
+    const char* p = arena_.data() + a.offset;
+    for (std::size_t k = 0; k < a.length; ++k) {
+      if (fold(static_cast<unsigned char>(text[start + k])) != static_cast<unsigned char>(p[k])) return false;
+    }
+    return true;
+  }
+
+  // Keys -> literals: a bitmap in front of an open-addressing table of key slots, each naming a run
+  // of (literal, offset) pairs.
+  class Table {
+   public:
+    static Table build(std::vector<std::pair<std::uint64_t, Keyed>>& keyed) {
+      Table t;
+      if (keyed.empty()) return t;
+      std::sort(keyed.begin(), keyed.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+      std::size_t keys = 0;
+      for (std::size_t i = 0; i < keyed.size(); ++i) keys += i == 0 || keyed[i].first != keyed[i - 1].first;
+      std::size_t capacity = std::bit_ceil(std::max<std::size_t>(16, keys * 2));
+      t.slots_.assign(capacity, Slot{});
+      t.mask_ = capacity - 1;
+      // About 32 bits per key, so that few text windows pass the bitmap by accident, at most 128 KiB.
+      std::size_t bits = std::clamp<std::size_t>(std::bit_ceil(keys * 32), 4096, kMaxBitmapBits);
+      t.bit_shift_ = 64 - std::countr_zero(bits);
+      t.bitmap_.assign(bits / 64, 0);
+      for (std::size_t i = 0; i < keyed.size();) {
+        std::size_t j = i;
+        while (j < keyed.size() && keyed[j].first == keyed[i].first) t.keyed_.push_back(keyed[j++].second);
+        std::uint64_t key = keyed[i].first;
+        t.bitmap_[t.bit(key) / 64] |= std::uint64_t{1} << (t.bit(key) % 64);
+        for (std::size_t h = hash(key) & t.mask_;; h = (h + 1) & t.mask_) {
+          if (t.slots_[h].end != 0) continue;
+          t.slots_[h] = {key, static_cast<std::uint32_t>(t.keyed_.size() - (j - i)),
+                         static_cast<std::uint32_t>(t.keyed_.size())};
+          break;
+        }
+        i = j;
+      }
+      return t;
+    }
+
+    bool empty() const noexcept { return slots_.empty(); }
+
+    void probe(std::uint64_t key, std::size_t pos, std::string_view text, const LiteralScanner& scanner,
+               std::vector<int>& found) const {
+      if ((bitmap_[bit(key) / 64] >> (bit(key) % 64) & 1) == 0) return;
+      for (std::size_t h = hash(key) & mask_;; h = (h + 1) & mask_) {
+        const Slot& s = slots_[h];
+        if (s.end == 0) return;
+        if (s.key != key) continue;
+        for (auto k = s.begin; k < s.end; ++k) {
+          const Keyed& e = keyed_[k];
+          if (pos >= e.offset && scanner.occurs(e.atom, text, pos - e.offset)) found.push_back(static_cast<int>(e.atom));
+        }
+        return;
+      }
+    }
+
+    std::size_t bytes() const noexcept {
+      return slots_.capacity() * sizeof(Slot) + keyed_.capacity() * sizeof(Keyed) + bitmap_.capacity() * 8;
+    }
+
+   private:
+    static constexpr std::size_t kMaxBitmapBits = std::size_t{1} << 20;
+    struct Slot {
+      std::uint64_t key = 0;
+      std::uint32_t begin = 0;
+      std::uint32_t end = 0;  // 0 = empty slot (a used slot names at least one literal)
+    };
+    static std::uint64_t hash(std::uint64_t key) noexcept { return (key * 0x9E3779B97F4A7C15ull) >> 32; }
+    std::uint64_t bit(std::uint64_t key) const noexcept { return (key * 0xC2B2AE3D27D4EB4Full) >> bit_shift_; }
+
+    std::vector<Slot> slots_;
+    std::vector<Keyed> keyed_;
+    std::vector<std::uint64_t> bitmap_;
+    std::size_t mask_ = 0;
+    int bit_shift_ = 52;
+  };
+
+  std::string arena_;
+  std::vector<Atom> atoms_;
+  std::array<Table, kWidths.size()> tables_;
 };
 
 // What RE2's prefilter says about one pattern, as a boolean function of its required literals.
@@ -183,9 +275,23 @@ struct PatternFilter {
   std::uint64_t table = 0;         // bit m set: passes when the atoms in mask m are present
   bool unfiltered = false;         // passes with no literal: no prefilter possible
   bool any = false;                // more than kMaxTableAtoms literals: treated as "any present"
+  bool exact = false;              // finding any literal is a match: no RE2 run needed
 
   bool passes(std::uint32_t mask) const noexcept { return any ? mask != 0 : ((table >> mask) & 1) != 0; }
 };
+
+// No ^, $, \b, \B, \A or \z anywhere (a '^' in a class counts too: this only has to be safe).
+bool without_assertions(std::string_view pattern) noexcept {
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    char c = pattern[i];
+    if (c == '^' || c == '$') return false;
+    if (c == '\\' && i + 1 < pattern.size()) {
+      char n = pattern[++i];
+      if (n == 'b' || n == 'B' || n == 'A' || n == 'z') return false;
+    }
+  }
+  return true;
+}
 
 // FilteredRE2 over the one pattern gives its literals and, asked with each subset of them, its exact
 // prefilter (a FilteredRE2 over many patterns prunes common literals out of AND conditions, which
@@ -213,16 +319,26 @@ RE2::ErrorCode analyze(std::string_view pattern, const RE2::Options& o, PatternF
   }
   if (out.atoms.size() > kMaxTableAtoms) {
     out.any = true;
-    return RE2::NoError;
-  }
-  for (std::uint32_t m = 1; m < (1u << out.atoms.size()); ++m) {
-    present.clear();
-    for (std::size_t b = 0; b < out.atoms.size(); ++b) {
-      if ((m >> b) & 1) present.push_back(static_cast<int>(b));
+  } else {
+    for (std::uint32_t m = 1; m < (1u << out.atoms.size()); ++m) {
+      present.clear();
+      for (std::size_t b = 0; b < out.atoms.size(); ++b) {
+        if ((m >> b) & 1) present.push_back(static_cast<int>(b));
+      }
+      f.AllPotentials(present, &passed);
+      if (!passed.empty()) out.table |= std::uint64_t{1} << m;
     }
-    f.AllPotentials(present, &passed);
-    if (!passed.empty()) out.table |= std::uint64_t{1} << m;
   }
+  // Exact: the prefilter passes on any one literal, each literal is itself a match of the pattern,
+  // and the pattern has no anchor or word boundary, so a literal anywhere in the text is a match
+  // ("track(er|ing)\.example\.(com|net)"). Only for case-insensitive patterns, as the scan folds case.
+  if (o.case_sensitive() || !without_assertions(pattern)) return RE2::NoError;
+  for (std::size_t b = 0; b < out.atoms.size(); ++b) {
+    present.assign(1, static_cast<int>(b));
+    f.AllPotentials(present, &passed);
+    if (passed.empty() || !RE2::FullMatch(piece(out.atoms[b]), f.GetRE2(0))) return RE2::NoError;
+  }
+  out.exact = true;
   return RE2::NoError;
 }
 
@@ -253,10 +369,11 @@ struct RegexSet::Impl {
   };
 
   // Prefiltered patterns, in entry order ("strong" index s).
-  std::vector<std::unique_ptr<RE2>> re;
+  std::vector<std::unique_ptr<RE2>> re;     // s -> its RE2 (null for exact patterns)
   std::vector<std::uint32_t> strong_entry;  // s -> entry index
   std::vector<std::uint64_t> table;         // s -> truth table over its literals
   std::vector<std::uint8_t> any;            // s -> passes on any literal
+  std::vector<std::uint8_t> exact;          // s -> a passing prefilter is a match
   std::vector<std::uint32_t> atom_begin;    // s -> range in atom_ids (size strong + 1)
   std::vector<std::uint32_t> atom_ids;      // the literals of each pattern, as global ids
   std::vector<std::uint32_t> posting_begin;  // literal -> range in postings (size literals + 1)
@@ -299,9 +416,12 @@ Result<RegexSet> RegexSet::build(std::string_view list_name, std::string file, s
 
   auto pattern_options = re2_options(options.case_insensitive, std::min(options.max_mem, kPatternMaxMem));
   auto rejected = [&](std::size_t i, RE2::ErrorCode code) {
-    if (code == RE2::ErrorPatternTooLarge) return list_error(budget_message(rs.name_, options.max_mem));
-    return list_error("regex list " + rs.name_ + ", line " + std::to_string(lines[i].line) + ": RE2 rejected \"" +
-                      std::string(lines[i].pattern) + "\"");
+    std::string where = "regex list " + rs.name_ + ", line " + std::to_string(lines[i].line) + ": ";
+    if (code == RE2::ErrorPatternTooLarge) {
+      return list_error(where + "pattern compiles to more than RE2's per-pattern limit of " +
+                        format_bytes(std::min(options.max_mem, kPatternMaxMem)) + "; simplify it");
+    }
+    return list_error(where + "RE2 rejected \"" + std::string(lines[i].pattern) + "\"");
   };
 
   // 1. Each pattern's literals and prefilter.
@@ -346,6 +466,7 @@ Result<RegexSet> RegexSet::build(std::string_view list_name, std::string file, s
       for (std::size_t b : order) {
         if (!f.passes(left_out | (1u << b))) left_out |= 1u << b;
       }
+      if (left_out == (1u << f.atoms.size()) - 1) left_out = 0;  // (a prefilter that passes on nothing)
     }
     auto s = static_cast<std::uint32_t>(impl.re.size());
     for (std::size_t b = 0; b < f.atoms.size(); ++b) {
@@ -360,7 +481,12 @@ Result<RegexSet> RegexSet::build(std::string_view list_name, std::string file, s
     impl.atom_begin.push_back(static_cast<std::uint32_t>(impl.atom_ids.size()));
     impl.table.push_back(f.table);
     impl.any.push_back(f.any ? 1 : 0);
+    impl.exact.push_back(f.exact ? 1 : 0);
     impl.strong_entry.push_back(i);
+    if (f.exact) {  // never run: finding a literal is the match
+      impl.re.push_back(nullptr);
+      continue;
+    }
     auto re = std::make_unique<RE2>(piece(lines[i].pattern), pattern_options);
     if (!re->ok()) return rejected(i, re->error_code());
     impl.re.push_back(std::move(re));
@@ -378,8 +504,10 @@ Result<RegexSet> RegexSet::build(std::string_view list_name, std::string file, s
   std::size_t used = impl.literals.bytes() +
                      (impl.atom_ids.size() + impl.atom_begin.size() + impl.postings.size() +
                       impl.posting_begin.size() + impl.strong_entry.size()) * sizeof(std::uint32_t) +
-                     impl.table.size() * sizeof(std::uint64_t);
-  for (const auto& re : impl.re) used += static_cast<std::size_t>(re->ProgramSize()) * kInstBytes;
+                     impl.table.size() * sizeof(std::uint64_t) + impl.any.size() + impl.exact.size();
+  for (const auto& re : impl.re) {
+    if (re) used += static_cast<std::size_t>(re->ProgramSize()) * kInstBytes;
+  }
   if (used > options.max_mem) return list_error(budget_message(rs.name_, options.max_mem));
   impl.compiled_bytes = used;
 
@@ -451,7 +579,7 @@ Result<const RegexSet::Entry*> RegexSet::match(std::string_view text) const {
     for (auto a : s.seen_list) s.seen[a] = 0;
     std::sort(s.candidates.begin(), s.candidates.end());
     for (auto p : s.candidates) {
-      if (RE2::PartialMatch(piece(text), *impl.re[p])) {
+      if (impl.exact[p] != 0 || RE2::PartialMatch(piece(text), *impl.re[p])) {
         best = impl.strong_entry[p];
         break;
       }

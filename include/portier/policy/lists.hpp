@@ -22,7 +22,7 @@
 namespace portier::policy {
 
 inline constexpr std::size_t kDefaultRegexMaxMem = std::size_t{64} << 20;  // per regex list
-inline constexpr std::size_t kDefaultRegexShardSize = 2000;                // patterns per RE2::Set
+inline constexpr std::size_t kDefaultRegexShardSize = 2000;                // patterns per RE2::Set (see RegexSet)
 inline constexpr std::size_t kMaxListFileBytes = std::size_t{512} << 20;
 
 // ---- regex lists ----------------------------------------------------------------------------------
@@ -47,23 +47,30 @@ ParsedRegexList parse_regex_list(std::string_view text, std::string_view file_na
 
 struct RegexOptions {
   bool case_insensitive = true;
-  // Memory budget for the whole compiled list (RE2's max_mem): the literal automaton, the programs of
-  // the prefiltered patterns, and the RE2::Sets (programs and lazily built DFA caches) of the rest.
+  // Memory budget for the whole compiled list (RE2's max_mem): the literal index, the programs of
+  // the prefiltered patterns, and the RE2::Sets of the other patterns (which get what is left, split
+  // evenly, for their programs and lazily built DFA caches).
   std::size_t max_mem = kDefaultRegexMaxMem;
-  // Patterns per RE2::Set for the patterns without a required literal (0 = one Set for all of them).
+  // Patterns per RE2::Set for the patterns that are not prefiltered (0 = one Set for all of them).
   std::size_t shard_size = kDefaultRegexShardSize;
 };
 
-// A regex list compiled for many patterns. Matching is unanchored (a pattern matches anywhere unless
+// A regex list compiled for many patterns; matching is unanchored (a pattern matches anywhere unless
 // it says ^ or $). One RE2::Set over thousands of patterns is slow on varied text: its lazy DFA needs
-// a new state for almost every new URL and thrashes its cache (measured: p50 360 us for 10,000
-// patterns). So the list is split in two:
-//   - patterns with required literals (RE2's FilteredRE2 finds them, at least 3 characters: "track",
-//     "/banner") are prefiltered: one Aho-Corasick pass over the text finds the literals present, and
-//     only the patterns whose literals are all present run, each as its own RE2, lowest line first;
-//   - patterns without such literals ("^[a-z]{40,}\\.com$") go to RE2::Sets of shard_size patterns,
-//     one DFA pass per Set.
-// The budget check counts the automaton, the prefiltered programs and the Sets' share.
+// new states for almost every new URL and thrashes its cache (measured: p50 360 us for 10,000
+// patterns; 11 us sharded by 2,000). So the list is split:
+//   - Prefiltered patterns. RE2's FilteredRE2, run on each pattern alone, gives the literals a match
+//     must contain (at least 3 characters: "tracker.", "/banner") and the exact boolean condition
+//     over them. One pass over the text finds the literals present (a Wu-Manber scan keyed by each
+//     literal's rarest 4 bytes), which selects the patterns whose condition holds; each of those runs
+//     as its own RE2, lowest line first. A pattern whose condition is "any of its literals" and whose
+//     literals are all whole matches of it (no anchors, case-insensitive list), such as
+//     "track(er|ing)\.example\.(com|net)", needs no RE2 run at all.
+//   - The rest: patterns with no usable literal ("^[a-z]{12}[0-9]+\.") or whose condition holds on
+//     common literals alone (required by more than 16 patterns: "http", ".com/") go to RE2::Sets of
+//     shard_size patterns, one DFA pass per Set.
+// Matching allocates nothing once a thread's scratch space is warm (RE2::Set allocates only for a
+// text that matches one of its patterns).
 class RegexSet {
  public:
   struct Entry {
@@ -91,9 +98,9 @@ class RegexSet {
   std::string_view pattern(const Entry& e) const noexcept { return {arena_.data() + e.offset, e.length}; }
   const std::string& file() const noexcept { return file_; }
   std::size_t size() const noexcept { return entries_.size(); }
-  std::size_t prefiltered() const noexcept;  // patterns behind the literal prefilter
-  std::size_t shards() const noexcept;       // RE2::Sets for the other patterns
-  std::size_t compiled_bytes() const noexcept;  // what the budget check counted
+  std::size_t prefiltered() const noexcept;     // patterns behind the literal prefilter
+  std::size_t shards() const noexcept;          // RE2::Sets for the other patterns
+  std::size_t compiled_bytes() const noexcept;  // what the budget check counted (Sets: their share)
 
  private:
   struct Impl;

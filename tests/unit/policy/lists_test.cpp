@@ -5,10 +5,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <re2/re2.h>
 
 using namespace portier::policy;
 
@@ -120,6 +122,99 @@ TEST_CASE("a literal that occurs only in a longer literal's suffix is still foun
   CHECK(hit(*load.list, "downloads7") == "rules/lists/test.txt:2 ads[0-9]");
   CHECK(hit(*load.list, "xloadsx") == "rules/lists/test.txt:1 loadsx");
   CHECK(hit(*load.list, "loads").empty());
+}
+
+TEST_CASE("a literal-only pattern matches its literal anywhere, an anchored one only where anchored") {
+  auto load = compile_list(spec("r", ListKind::regex), "track(er|ing)\\.example\\.(com|net)\n^ads\\.example\\.org/\n");
+  REQUIRE(load.ok());
+  CHECK(hit(*load.list, "https://TRACKING.example.net/p") == "rules/lists/test.txt:1 track(er|ing)\\.example\\.(com|net)");
+  CHECK(hit(*load.list, "https://tracker.example.org/").empty());
+  CHECK(hit(*load.list, "ads.example.org/x") == "rules/lists/test.txt:2 ^ads\\.example\\.org/");
+  CHECK(hit(*load.list, "https://ads.example.org/x").empty());
+}
+
+TEST_CASE("a pattern needing two literals is a candidate only when both occur") {
+  auto load = compile_list(spec("r", ListKind::regex), "/banner[0-9]+/acme\n");
+  REQUIRE(load.ok());
+  CHECK(hit(*load.list, "https://x.test/banner12/acme/a.png") == "rules/lists/test.txt:1 /banner[0-9]+/acme");
+  CHECK(hit(*load.list, "https://x.test/banner/acme/a.png").empty());
+  CHECK(hit(*load.list, "https://x.test/acme/banner12/").empty());
+}
+
+TEST_CASE("patterns whose only literals are common still match, through an RE2::Set") {
+  std::string text;
+  for (int n = 8; n < 28; ++n) text += "^https?://[a-z]{" + std::to_string(n) + "}[0-9]{2}\\.com/\n";
+  auto parsed = parse_regex_list(text, "r.txt");
+  REQUIRE(parsed.errors.empty());
+  auto set = RegexSet::build("r", "r.txt", parsed.entries);
+  REQUIRE(set);
+  CHECK(set->prefiltered() == 0);
+  CHECK(set->shards() == 1);
+  auto m = set->match("http://abcdefghij12.com/x");
+  REQUIRE(m);
+  REQUIRE(*m != nullptr);
+  CHECK((*m)->line == 3);
+  m = set->match("http://abcdefghij123.com/x");
+  REQUIRE(m);
+  CHECK(*m == nullptr);
+}
+
+TEST_CASE("a pattern with many literals and a non-ASCII pattern match correctly") {
+  auto load = compile_list(spec("r", ListKind::regex),
+                           "(alpha|bravo|charlie|delta|echo|foxtrot|golf|hotel)-x\nstraße\n");
+  REQUIRE(load.ok());
+  CHECK(hit(*load.list, "a/HOTEL-x") == "rules/lists/test.txt:1 (alpha|bravo|charlie|delta|echo|foxtrot|golf|hotel)-x");
+  CHECK(hit(*load.list, "a/hotel-y").empty());
+  CHECK(hit(*load.list, "/STRASSE").empty());
+  CHECK(hit(*load.list, "/STRAßE") == "rules/lists/test.txt:2 straße");
+}
+
+TEST_CASE("a case-sensitive list does not match a literal in another case") {
+  auto s = spec("r", ListKind::regex);
+  s.case_insensitive = false;
+  auto load = compile_list(s, "Tracker\\.example\n");
+  REQUIRE(load.ok());
+  CHECK(hit(*load.list, "https://tracker.example/").empty());
+  CHECK(hit(*load.list, "https://Tracker.example/") == "rules/lists/test.txt:1 Tracker\\.example");
+}
+
+TEST_CASE("matching agrees with trying every pattern in line order") {
+  // Mixed shapes: exact literals, literal conditions, anchored patterns, no literals at all.
+  const char* patterns[] = {
+      "^ads?[0-9]*\\.",       "track(er|ing)\\.",      "/banner[0-9]+/",   "[?&]utm_[a-z]+=",
+      "\\.(gif|png)\\?",      "pixel",                 "^https?://[0-9]+", "(ad|pop)under",
+      "[a-z]{20}",            "doubleclick\\.net/",    "/ads/",            "beacon[_-]?[0-9]",
+  };
+  std::string text;
+  for (const char* p : patterns) text += std::string(p) + "\n";
+  auto parsed = parse_regex_list(text, "r.txt");
+  REQUIRE(parsed.errors.empty());
+  auto set = RegexSet::build("r", "r.txt", parsed.entries, RegexOptions{true, kDefaultRegexMaxMem, 3});
+  REQUIRE(set);
+  std::vector<std::unique_ptr<RE2>> each;
+  RE2::Options o;
+  o.set_case_sensitive(false);
+  for (const char* p : patterns) each.push_back(std::make_unique<RE2>(p, o));
+  const char* texts[] = {
+      "ads.example.com",           "ad3.example.com",         "https://tracker.example/",   "x/banner12/y",
+      "x/banner/y",                "a?utm_source=x",          "img.gif?x",                  "img.gif",
+      "PIXEL",                     "https://123.example",     "popunder.js",                "abcdefghijklmnopqrstuvwxyz",
+      "ad.doubleclick.net/x",      "doubleclick.net",         "x/ads/y",                    "beacon-7",
+      "beacon7",                   "plain text",              "",                           "TRACKING.ads/ads/",
+  };
+  for (const char* t : texts) {
+    CAPTURE(t);
+    std::uint32_t want = 0;
+    for (std::size_t i = 0; i < each.size(); ++i) {
+      if (RE2::PartialMatch(t, *each[i])) {
+        want = static_cast<std::uint32_t>(i + 1);
+        break;
+      }
+    }
+    auto m = set->match(t);
+    REQUIRE(m);
+    CHECK((*m == nullptr ? 0 : (*m)->line) == want);
+  }
 }
 
 TEST_CASE("regex lists are case-insensitive unless configured otherwise") {
