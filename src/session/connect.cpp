@@ -119,9 +119,8 @@ net::awaitable<Result<std::string>> Session::read_client_hello() {
   deadline_.arm(net::Phase::client_hello, cbuf_.empty() ? kClientHelloWait : timeouts().header);
   while (status == http::HelloStatus::need_more) {
     const bool started = !cbuf_.empty();
-    auto [p, cap] = cbuf_.writable();
-    if (cap == 0) break;
-    auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, cap), net::nothrow);
+    auto [ec, n] = co_await read_client();
+    if (ec == asio::error::no_buffer_space) break;
     if (ec) {
       if (ec == asio::error::operation_aborted && deadline_.expired() == net::Phase::client_hello) {
         if (!started) break;  // a silent client: relay without an SNI
@@ -130,8 +129,9 @@ net::awaitable<Result<std::string>> Session::read_client_hello() {
       co_return Error{errc::client_closed, Side::downstream, "before its first bytes into the tunnel"};
     }
     if (!started) deadline_.arm(net::Phase::client_hello, timeouts().header);
+    const char* fresh = cbuf_.readable().data() + cbuf_.size();
     cbuf_.commit(n);
-    status = parser.feed(std::string_view(p, n));
+    status = parser.feed(std::string_view(fresh, n));
   }
   deadline_.disarm();
   if (status == http::HelloStatus::done && parser.info().has_sni) co_return parser.info().sni;

@@ -1,5 +1,8 @@
 // The per-connection pipeline: read a head -> facts -> policy::decide -> forward | tunnel | answer,
 // and one access record for every request, whatever its outcome.
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <ctime>
 #include <iostream>
 
@@ -175,10 +178,8 @@ net::awaitable<Result<Session::HeadResult>> Session::read_request_head() {
       if (r->stop == http::Stop::message_complete) continue;  // cannot happen before a head; be safe
     }
     if (stopping_ && !started) co_return HeadResult::closed;
-    cbuf_.release_if_empty();  // an idle keep-alive connection keeps no buffer
     idle_ = !started;
-    auto [p, cap] = cbuf_.writable();
-    auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, cap), net::nothrow);
+    auto [ec, n] = co_await read_client();
     idle_ = false;
     if (ec) {
       if (ec == asio::error::operation_aborted && deadline_.expired() == net::Phase::request_head && started) {
@@ -339,6 +340,24 @@ net::awaitable<bool> Session::answer_refusal(const policy::Decision& d, bool bod
     co_await answer_body(deny.status, policy::render_block_text(fields), keep, h);
   }
   co_return keep;
+}
+
+// Reads what the client sent into cbuf_ (not committed: the caller commits n). Tries at once; when
+// nothing is there, gives an empty buffer's block back and waits for readability holding no
+// memory, so idle keep-alive connections and silent tunnels cost no buffer.
+net::awaitable<std::pair<std::error_code, std::size_t>> Session::read_client() {
+  for (;;) {
+    auto [p, cap] = cbuf_.writable();
+    if (cap == 0) co_return std::pair{std::error_code(asio::error::no_buffer_space), std::size_t{0}};
+    ssize_t n = ::recv(client_.native_handle(), p, cap, MSG_DONTWAIT);
+    if (n > 0) co_return std::pair{std::error_code{}, static_cast<std::size_t>(n)};
+    if (n == 0) co_return std::pair{std::error_code(asio::error::eof), std::size_t{0}};
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      co_return std::pair{std::error_code(errno, std::system_category()), std::size_t{0}};
+    cbuf_.release_if_empty();
+    auto [ec] = co_await client_.async_wait(net::tcp::socket::wait_read, net::nothrow);
+    if (ec) co_return std::pair{ec, std::size_t{0}};
+  }
 }
 
 // ---- writing -----------------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ class Session {
   net::awaitable<bool> answer_refusal(const policy::Decision& d, bool body_unread);
 
   // Answers and writes (session.cpp).
+  net::awaitable<std::pair<std::error_code, std::size_t>> read_client();
   net::awaitable<Result<void>> write_client(std::string_view a, std::string_view b = {});
   net::awaitable<Result<void>> write_upstream(std::string_view a, std::string_view b = {});
   net::awaitable<void> answer(int status, std::string_view message, bool keep_alive, http::Headers extra = {});
