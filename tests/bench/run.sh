@@ -23,6 +23,8 @@ KEEP_TMP=${BENCH_KEEP_TMP:-0}
 PORTIER_EXTRA=${BENCH_PORTIER_CONFIG_EXTRA:-}   # extra top-level JSON keys, e.g. "origin_pool": {"max_idle_per_host": 64}
 
 log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ------------------------------------------------------------------ packages
 ensure_packages() {
@@ -51,13 +53,6 @@ ensure_packages
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 log "open files limit: $(ulimit -n)"
-cpu_idle_pct() {   # share of CPU time idle over one second, from /proc/stat
-    local a b
-    a=$(head -1 /proc/stat); sleep 1; b=$(head -1 /proc/stat)
-    awk -v a="$a" -v b="$b" 'BEGIN{ na=split(a,x," "); split(b,y," "); t=0
-        for (i=2;i<=na;i++) t+=y[i]-x[i]; idle=(y[5]-x[5])+(y[6]-x[6])
-        if (t>0) printf "%.0f", 100*idle/t; else print "?" }'
-}
 IDLE_START=$(cpu_idle_pct)
 [ "$IDLE_START" != "?" ] && [ "$IDLE_START" -lt 90 ] && log "WARNING: CPU only ${IDLE_START}% idle before the run: figures will be skewed"
 
@@ -66,34 +61,10 @@ T=$(mktemp -d /tmp/portier-bench.XXXXXX)
 chmod 755 "$T"   # squid drops to its own user and must reach its config and logs
 PIDS=()
 
-cleanup() {
-    local pid i alive
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for i in $(seq 1 50); do
-        alive=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-    wait 2>/dev/null
-    if [ "$KEEP_TMP" = 1 ]; then log "kept $T"; else rm -rf "$T"; fi
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
-wait_port() {   # port timeout_tenths
-    local i
-    for i in $(seq 1 "$2"); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # ------------------------------------------------------------------ nginx
 NG_PORT=$(free_port)
@@ -102,37 +73,7 @@ head -c 1024 /dev/zero | tr '\0' 'a' > "$T/www/1k"
 head -c 102400 /dev/zero | tr '\0' 'b' > "$T/www/100k"
 truncate -s 1G "$T/www/1g"   # sparse: no disk used, sendfile reads zero pages
 cat "$T/www/1g" > /dev/null  # fill the page cache now, not during the first timed download
-temp_paths="client_body_temp_path $T/nginx/tmp/body;"
-nginx_v=$(nginx -V 2>&1)
-for m in proxy fastcgi uwsgi scgi; do
-    grep -q -- "--without-http_${m}_module" <<<"$nginx_v" || temp_paths+=" ${m}_temp_path $T/nginx/tmp/$m;"
-done
-user_line=""
-[ "$(id -u)" -eq 0 ] && user_line="user root root;"
-cat > "$T/nginx/nginx.conf" <<EOF
-$user_line
-worker_processes 1;
-worker_rlimit_nofile 65536;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log warn;
-events { worker_connections 16384; multi_accept on; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_requests 10000000;
-    keepalive_timeout 120s;
-    default_type application/octet-stream;
-    $temp_paths
-    server {
-        listen 127.0.0.1:$NG_PORT backlog=4096;
-        root $T/www;
-        location / { }
-        location = /nginx_status { stub_status; }
-    }
-}
-EOF
+write_nginx_conf
 nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" -e "$T/nginx/error.log" -g 'daemon off;' \
     > "$T/nginx/stdout" 2>&1 &
 NG_PID=$!
@@ -298,7 +239,6 @@ wrk_once() {   # key path seconds -> prints BENCH line
         -s "$HERE/wrk_report.lua" "$url" 2>&1
 }
 
-field() { sed -n "s/.*[ ]$1=\([-0-9.]*\).*/\1/p" <<<" $2" | head -1; }
 
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 # CPU time (ticks, all threads) of the process that serves a column: nginx's worker for direct.
