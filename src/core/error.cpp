@@ -51,10 +51,7 @@ const char* side_name(Side s) noexcept {
   return "internal";
 }
 
-std::string error_name(const Error& e) {
-  if (e.code.category() == portier_category()) return e.code.message();
-  return e.code.message();
-}
+std::string error_name(const Error& e) { return e.code.message(); }
 
 std::string Error::describe() const {
   std::string out = error_name(*this);

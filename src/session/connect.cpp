@@ -73,10 +73,7 @@ net::awaitable<bool> Session::handle_connect() {
     auto with_sni = policy::decide(facts, snap_->policy);
     if (!std::holds_alternative<policy::Tunnel>(with_sni)) {
       const auto* deny = std::get_if<policy::Deny>(&with_sni);
-      rec_.decision = "deny";
-      rec_.rule = deny != nullptr ? deny->rule : "sni";
-      rec_.entry = deny != nullptr ? deny->entry : "";
-      rec_.error = deny != nullptr ? deny->reason : "denied by its SNI";
+      record_denial(deny != nullptr ? *deny : policy::Deny{403, "sni", "denied by its SNI", "", "", true});
       finish_record();  // the 200 is out; closing is the only answer left inside a tunnel
       co_return false;
     }

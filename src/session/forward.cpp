@@ -61,7 +61,8 @@ net::awaitable<bool> Session::handle_forward() {
   rec_.rule = std::get<policy::Forward>(decision).rule;
 
   // What goes to the origin.
-  http::prepare_origin_request(head, *url, forward_options());
+  const http::ForwardOptions fopt = forward_options();
+  http::prepare_origin_request(head, *url, fopt);
   std::string head_bytes;
   http::write_request_head(head_bytes, head.method, head.target, head.headers);
   const std::string key = rec_.target;
@@ -85,7 +86,7 @@ net::awaitable<bool> Session::handle_forward() {
     rec_.upstream = net::endpoint_string(up_->peer);
 
     bool answered = false;
-    auto result = co_await exchange(head_bytes, reused && attempt == 0 && !has_body, answered);
+    auto result = co_await exchange(head_bytes, fopt, reused && attempt == 0 && !has_body, answered);
     if (result == Exchange::retry_fresh) {
       // A pooled connection the origin had closed: once more on a fresh one, with a parser that
       // has not seen the dead connection's end.
@@ -114,7 +115,8 @@ bool Session::finish_request_without_body() {
   return true;
 }
 
-net::awaitable<Session::Exchange> Session::exchange(const std::string& head_bytes, bool may_retry, bool& answered) {
+net::awaitable<Session::Exchange> Session::exchange(const std::string& head_bytes, const http::ForwardOptions& fopt,
+                                                    bool may_retry, bool& answered) {
   const auto& head = req_.request();
   request_body_done_ = !head.has_body;
   response_head_sent_ = false;
@@ -135,11 +137,11 @@ net::awaitable<Session::Exchange> Session::exchange(const std::string& head_byte
   if (!wrote) {
     outcome = wrote;
   } else if (!head.has_body) {
-    outcome = co_await relay_response();
+    outcome = co_await relay_response(fopt);
   } else {
     // The origin may answer before the body is complete (an early 413, or 100 Continue first), so
     // the body and the response run side by side; whichever fails first stops the other.
-    auto both = co_await (send_request_body_then_park() || relay_response());
+    auto both = co_await (send_request_body_then_park() || relay_response(fopt));
     if (both.index() == 0) {
       outcome = std::get<0>(std::move(both));
     } else {
@@ -207,10 +209,9 @@ net::awaitable<Result<void>> Session::send_request_body_then_park() {
   co_return Result<void>{};
 }
 
-net::awaitable<Result<void>> Session::relay_response() {
+net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions& fopt) {
   auto& rp = *resp_;
   rp.expect_head_response(head_request_);
-  const auto fopt = forward_options();
   bool final_head = false;
   // Read only when the parser asked for more: a head without a body completes on an empty feed.
   bool need_read = ubuf_.empty();

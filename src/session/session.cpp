@@ -318,10 +318,7 @@ net::awaitable<bool> Session::answer_refusal(const policy::Decision& d, bool bod
     co_return keep;
   }
   const auto& deny = std::get<policy::Deny>(d);
-  rec_.decision = "deny";
-  rec_.rule = deny.rule;
-  rec_.entry = deny.entry;
-  if (rec_.error.empty()) rec_.error = deny.reason;
+  record_denial(deny);
   if (deny.close) co_return false;  // refused network, configured to get no answer at all
   std::string request_id = observe::format_request_id(rec_.request_id);
   std::string host = rec_.target.substr(0, rec_.target.rfind(':'));
@@ -431,6 +428,13 @@ void Session::begin_record() {
   rec_.connection = conn_id_;
   rec_.listener = listener_;
   rec_.client = client_addr_;
+}
+
+void Session::record_denial(const policy::Deny& d) {
+  rec_.decision = "deny";
+  rec_.rule = d.rule;
+  rec_.entry = d.entry;
+  if (rec_.error.empty()) rec_.error = d.reason;
 }
 
 void Session::finish_record() {

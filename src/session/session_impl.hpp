@@ -45,10 +45,11 @@ class Session {
   net::awaitable<Result<std::string>> read_client_hello();
 
   // Forwarding pieces (forward.cpp).
-  net::awaitable<Exchange> exchange(const std::string& head_bytes, bool reused, bool& answered);
+  net::awaitable<Exchange> exchange(const std::string& head_bytes, const http::ForwardOptions& fopt, bool reused,
+                                    bool& answered);
   net::awaitable<Result<void>> send_request_body();
   net::awaitable<Result<void>> send_request_body_then_park();
-  net::awaitable<Result<void>> relay_response();
+  net::awaitable<Result<void>> relay_response(const http::ForwardOptions& fopt);
   bool finish_request_without_body();
 
   // Who the client is and the facts policy decides on (session.cpp).
@@ -74,6 +75,7 @@ class Session {
   Error read_error(std::error_code ec, Side side, bool head_started) const;
 
   void begin_record();
+  void record_denial(const policy::Deny& d);
   void finish_record();
   http::ForwardOptions forward_options() const;
   net::DestinationGuard guard() const noexcept { return net::DestinationGuard{&snap_->ssrf_allow}; }

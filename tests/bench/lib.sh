@@ -75,3 +75,27 @@ http {
 }
 EOF
 }
+
+# Installs the Debian packages for the given commands when they are missing (nginx as nginx-light).
+ensure_packages() {   # command...
+    local missing=() c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+    done
+    ((${#missing[@]})) || return 0
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    log "installing missing packages for: ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq || log "apt-get update failed"
+    for c in "${missing[@]}"; do
+        if [ "$c" = nginx ]; then
+            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light \
+                || "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
+        else
+            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$c"
+        fi
+    done
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || { log "FATAL: $c still missing"; exit 1; }
+    done
+}

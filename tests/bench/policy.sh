@@ -30,29 +30,7 @@ log() { echo "[policy $(date +%H:%M:%S)] $*" >&2; }
 
 # ------------------------------------------------------------------ packages (as run.sh)
 TOOLS=(nginx wrk curl python3 openssl)
-ensure_packages() {
-    local missing=() c
-    for c in "${TOOLS[@]}"; do
-        command -v "$c" >/dev/null 2>&1 || missing+=("$c")
-    done
-    ((${#missing[@]})) || return 0
-    local sudo=()
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    log "installing missing packages for: ${missing[*]}"
-    "${sudo[@]}" apt-get update -qq || log "apt-get update failed"
-    for c in "${missing[@]}"; do
-        if [ "$c" = nginx ]; then
-            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light \
-                || "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
-        else
-            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$c"
-        fi
-    done
-    for c in "${TOOLS[@]}"; do
-        command -v "$c" >/dev/null 2>&1 || { log "FATAL: $c still missing"; exit 1; }
-    done
-}
-ensure_packages
+ensure_packages "${TOOLS[@]}"
 [ -x "$PORTIER_BIN" ] || { log "FATAL: $PORTIER_BIN not found or not executable (ninja -C build)"; exit 1; }
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

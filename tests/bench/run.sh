@@ -27,29 +27,7 @@ log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ------------------------------------------------------------------ packages
-ensure_packages() {
-    local missing=() c
-    for c in nginx squid wrk curl python3; do
-        command -v "$c" >/dev/null 2>&1 || missing+=("$c")
-    done
-    ((${#missing[@]})) || return 0
-    local sudo=()
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    log "installing missing packages for: ${missing[*]}"
-    "${sudo[@]}" apt-get update -qq || log "apt-get update failed"
-    for c in "${missing[@]}"; do
-        if [ "$c" = nginx ]; then
-            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light \
-                || "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
-        else
-            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$c"
-        fi
-    done
-    for c in nginx squid wrk curl python3; do
-        command -v "$c" >/dev/null 2>&1 || { log "FATAL: $c still missing"; exit 1; }
-    done
-}
-ensure_packages
+ensure_packages nginx squid wrk curl python3
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 log "open files limit: $(ulimit -n)"
