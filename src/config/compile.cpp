@@ -86,12 +86,12 @@ class ListAdapter final : public policy::MatchList {
  public:
   explicit ListAdapter(std::shared_ptr<const policy::NamedList> list) : list_(std::move(list)) {}
 
-  std::optional<std::string> match(std::string_view text) const override {
+  policy::ListLookup match(std::string_view text) const override {
     auto hit = list_->match(text);
-    // A regex list fails only when RE2's DFA exceeds the list's memory budget on this text; that
-    // counts as no match (the budget is the admin's max_mem_mb).
-    if (!hit || !hit->has_value()) return std::nullopt;
-    return (*hit)->describe();
+    // A regex list fails only when RE2's DFA exceeds the list's memory budget on this text.
+    if (!hit) return policy::ListLookup::failed(list_->file() + ": " + hit.error().context);
+    if (!hit->has_value()) return policy::ListLookup::miss();
+    return policy::ListLookup::hit((*hit)->describe());
   }
 
   bool matches_hosts() const noexcept override { return list_->kind() == policy::ListKind::domain; }

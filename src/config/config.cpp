@@ -187,6 +187,9 @@ class Validator {
       {"sni", [&](const Json& v, const std::string& p) {
          object(v, p, {
            {"require_match", [&](const Json& bv, const std::string& bp) { boolean(bv, bp, cfg.policy.sni_must_match); }},
+           {"wait_ms", [&](const Json& wv, const std::string& wp) {
+              if (auto n = integer(wv, wp, 0, 10000)) cfg.policy.sni_wait = std::chrono::milliseconds(*n);
+            }},
          });
        }},
       {"time", [&](const Json& v, const std::string& p) { time(v, p, cfg.policy); }},

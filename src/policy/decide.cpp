@@ -58,9 +58,12 @@ Match condition_holds(const Condition& c, const RequestFacts& f, bool for_deny) 
     for (const auto& list : c.lists) {
       std::string entry;
       auto test = [&](std::string_view text) {
-        auto hit = list->match(text);
-        if (hit && entry.empty()) entry = *hit;
-        return hit.has_value();
+        ListLookup r = list->match(text);
+        if (r.kind == ListLookup::Kind::miss) return false;
+        // A list that cannot answer fails closed: it counts as a match for a deny, not for an allow.
+        const bool holds = r.kind == ListLookup::Kind::hit || for_deny;
+        if (holds && entry.empty()) entry = std::move(r.entry);
+        return holds;
       };
       bool hit = (list->matches_hosts() || f.url.empty()) ? names_match(f, for_deny, test) : test(f.url);
       if (hit) {

@@ -489,7 +489,7 @@ std::optional<CredentialCache::Key> CredentialCache::key_for(const Credentials& 
   return key;
 }
 
-bool CredentialCache::lookup(const Credentials& creds, TimePoint now, std::uint64_t users_epoch) {
+bool CredentialCache::lookup(const Credentials& creds, TimePoint now, std::uint64_t users_epoch, TimePoint* expiry) {
   if (map_.empty()) return false;
   const auto key = key_for(creds, users_epoch);
   if (!key) return false;
@@ -501,6 +501,7 @@ bool CredentialCache::lookup(const Credentials& creds, TimePoint now, std::uint6
     return false;
   }
   lru_.splice(lru_.begin(), lru_, it->second);
+  if (expiry != nullptr) *expiry = it->second->expiry;
   return true;
 }
 

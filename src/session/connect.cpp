@@ -6,14 +6,6 @@
 
 namespace portier::session {
 
-namespace {
-
-// How long a tunnel waits for the client's first bytes before it goes on without an SNI. A TLS
-// client sends its ClientHello at once; only server-speaks-first protocols (SMTP, SSH) wait here.
-constexpr auto kClientHelloWait = std::chrono::seconds(1);
-
-}  // namespace
-
 net::awaitable<bool> Session::handle_connect() {
   const auto& head = req_.request();
   rec_.decision = "tunnel";
@@ -101,19 +93,17 @@ net::awaitable<bool> Session::handle_connect() {
   co_return false;  // a tunnel ends the client connection
 }
 
-}  // namespace portier::session
-
-namespace portier::session {
-
 // The SNI of the client's ClientHello: empty when the first bytes are not TLS, carry no SNI, or do
-// not come within kClientHelloWait. The bytes stay in cbuf_ to be relayed.
+// not come within sni.wait_ms (a TLS client sends its ClientHello at once). The bytes stay in cbuf_
+// to be relayed.
 net::awaitable<Result<std::string>> Session::read_client_hello() {
+  if (cbuf_.empty() && snap_->config.policy.sni_wait.count() == 0) co_return std::string{};
   http::ClientHelloParser parser;
   auto status = cbuf_.empty() ? http::HelloStatus::need_more : parser.feed(cbuf_.readable());
   // Nothing yet: wait briefly (the server may be the one to speak first). Once a ClientHello has
   // begun, it must be read whole within the header timeout: a hello sent slowly on purpose is
   // never relayed unchecked.
-  deadline_.arm(net::Phase::client_hello, cbuf_.empty() ? kClientHelloWait : timeouts().header);
+  deadline_.arm(net::Phase::client_hello, cbuf_.empty() ? snap_->config.policy.sni_wait : timeouts().header);
   while (status == http::HelloStatus::need_more) {
     const bool started = !cbuf_.empty();
     auto [ec, n] = co_await read_client();

@@ -209,19 +209,26 @@ net::awaitable<policy::CheckResult> check_on_pool(std::shared_ptr<const policy::
 
 }  // namespace
 
-// Verifies Proxy-Authorization, if any. Cached successes cost a hash lookup; a miss is checked on
+// Verifies Proxy-Authorization, if any. A keep-alive request repeating the header this connection
+// already proved costs a string compare; other cached successes a hash lookup; a miss is checked on
 // the verifier pool so a bcrypt check never stalls this thread's other connections.
 net::awaitable<void> Session::authenticate() {
   const std::string* header = req_.request().headers.find("Proxy-Authorization");
   identity_.present = true;
-  auto creds = policy::parse_basic_credentials(*header);
-  if (!creds || !snap_->users) co_return;
+  if (!snap_->users) co_return;
   const auto now = net::Clock::now();
   const auto epoch = snap_->users->epoch();
+  if (proven_ && proven_->epoch == epoch && now < proven_->expiry && proven_->header == *header) {
+    set_user(proven_->user);
+    co_return;
+  }
+  auto creds = policy::parse_basic_credentials(*header);
+  if (!creds) co_return;
   const auto ttl = snap_->config.auth.cache_ttl;
-  bool ok = ctx_.credentials.lookup(*creds, now, epoch);
-  if (!ok && ctx_.shared_credentials != nullptr && ctx_.shared_credentials->lookup(*creds, now, epoch)) {
-    ctx_.credentials.insert(*creds, now, ttl, epoch);
+  auto expiry = now + ttl;
+  bool ok = ctx_.credentials.lookup(*creds, now, epoch, &expiry);
+  if (!ok && ctx_.shared_credentials != nullptr && ctx_.shared_credentials->lookup(*creds, now, epoch, &expiry)) {
+    ctx_.credentials.insert(*creds, now, expiry - now, epoch);
     ok = true;
   }
   if (!ok) {
@@ -237,18 +244,29 @@ net::awaitable<void> Session::authenticate() {
       r = snap_->users->check(creds->user, creds->password);
     }
     ok = r == policy::CheckResult::ok;
+    const auto checked = net::Clock::now();
     if (ok) {
-      ctx_.credentials.insert(*creds, net::Clock::now(), ttl, epoch);
-      if (ctx_.shared_credentials != nullptr) ctx_.shared_credentials->insert(*creds, net::Clock::now(), ttl, epoch);
+      expiry = checked + ttl;
+      ctx_.credentials.insert(*creds, checked, ttl, epoch);
+      if (ctx_.shared_credentials != nullptr) ctx_.shared_credentials->insert(*creds, checked, ttl, epoch);
     } else {
-      ctx_.throttle->record_failure(client_ip_, net::Clock::now());
+      ctx_.throttle->record_failure(client_ip_, checked);
       rec_.error = "auth_failed: user " + creds->user;
     }
   }
   if (!ok) co_return;
-  identity_.user = creds->user;
-  rec_.user = identity_.user;
-  if (auto it = snap_->user_groups.find(identity_.user); it != snap_->user_groups.end()) {
+  // Remember the proof for this connection's next requests, no longer than the cache would.
+  if (ttl > net::Clock::duration::zero()) {
+    if (!proven_) proven_ = std::make_unique<ProvenCredentials>();
+    *proven_ = ProvenCredentials{*header, creds->user, epoch, expiry};
+  }
+  set_user(creds->user);
+}
+
+void Session::set_user(const std::string& user) {
+  identity_.user = user;
+  rec_.user = user;
+  if (auto it = snap_->user_groups.find(user); it != snap_->user_groups.end()) {
     identity_.groups = &it->second;
     for (const auto& g : it->second) {
       if (!rec_.groups.empty()) rec_.groups += ',';

@@ -1,5 +1,6 @@
 #pragma once
 // Session internals, shared by session.cpp (the loop, heads, answers), forward.cpp and connect.cpp.
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -60,6 +61,7 @@ class Session {
     const std::vector<std::string>* groups = nullptr;
   };
   net::awaitable<void> authenticate();
+  void set_user(const std::string& user);  // verified: into the identity and the access record
   policy::RequestFacts base_facts() const;
   policy::MinuteOfWeek minute_of_week() const;
   // Answers a decision that is not a go-ahead; returns whether the connection stays usable.
@@ -100,6 +102,15 @@ class Session {
 
   observe::AccessRecord rec_;
   Identity identity_;
+  // The Proxy-Authorization value this connection last proved (browsers repeat it on every
+  // request), valid while the users file is unchanged and the cached proof has not expired.
+  struct ProvenCredentials {
+    std::string header;
+    std::string user;
+    std::uint64_t epoch = 0;
+    net::Clock::time_point expiry;
+  };
+  std::unique_ptr<ProvenCredentials> proven_;  // allocated only on connections that authenticate
   net::Clock::time_point started_;
   bool idle_ = false;       // waiting for the next request with nothing buffered
   bool stopping_ = false;   // drain or abort asked us to finish

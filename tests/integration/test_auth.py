@@ -102,6 +102,22 @@ class AuthRequired(AuthBase):
         self.assertEqual(rec["decision"], "challenge")
         self.assertEqual(rec["user"], "")
 
+    def test_keepalive_connection_rechecks_changed_credentials(self):
+        # The connection remembers the header it proved; any other header is checked afresh.
+        c = self.connect()
+        self.assertStatus(self.get(c, "/echo/1", creds=("alice", USERS["alice"][0])), 200)
+        self.assertStatus(self.get(c, "/echo/2", creds=("alice", USERS["alice"][0])), 200)
+        self.assertChallenge(self.get(c, "/echo/3", creds=("alice", "wrong")), "changed password, same connection")
+        self.assertChallenge(self.get(c, "/echo/4"), "no credentials on a connection that had proved some")
+        r = self.get(c, "/echo/5", creds=("bob", USERS["bob"][0]))
+        self.assertStatus(r, 200)
+        rec = self.wait_record(lambda x: x["path"] == "/echo/5")
+        self.assertEqual(rec["user"], "bob")
+        self.assertEqual(rec["groups"], "staff")
+        rec = self.wait_record(lambda x: x["path"] == "/echo/2")
+        self.assertEqual(rec["user"], "alice")
+        self.assertEqual(rec["groups"], "staff,interns")
+
     def test_curl_each_hash_format_get(self):
         for user, (pw, scheme) in USERS.items():
             with self.subTest(user=user, scheme=scheme):

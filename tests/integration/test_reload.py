@@ -178,6 +178,11 @@ class Reload(ReloadBase):
         self.assertStatus(self.get("/u/3", headers=old), 407, "the old password is gone")
         self.assertStatus(self.get("/u/4", headers=[
             "Proxy-Authorization: Basic " + basic_token("bob", "bob-pw")]), 200)
+        # The keep-alive connection that proved the old password before the reload must not keep
+        # using that proof.
+        self.assertStatus(self.get("/u/5", conn=c, headers=old), 407,
+                          "a connection's remembered credentials must not outlive a users-file reload")
+        self.assertStatus(self.get("/u/6", conn=c, headers=new), 200)
 
     def test_reload_rereads_list_file(self):
         lst = os.path.join(self.files, "list.txt")

@@ -239,6 +239,25 @@ class NonTlsTunnels(ProxyTestCase):
         self.assertEqual(rec["decision"], "tunnel")
         self.assertEqual(rec["sni"], "")
 
+    def banner_delay(self, wait_ms):
+        banner = b"SSH-2.0-OpenSSH_9.2 test\r\n"
+        srv = self.start_tcp("banner", banner=banner)
+        self.start_portier({"forward": {"connect_ports": [srv.port]}, "sni": {"wait_ms": wait_ms}})
+        c, r = self.tunnel("localhost", srv.port)
+        self.assertStatus(r, 200)
+        t0 = time.monotonic()
+        self.assertEqual(c.read_available(len(banner), timeout=10.0), banner)
+        elapsed = time.monotonic() - t0
+        c.close()
+        return elapsed
+
+    def test_sni_wait_ms_bounds_the_wait_for_a_silent_client(self):
+        # The server's banner is held back while portier waits for a ClientHello that never comes.
+        self.assertGreaterEqual(self.banner_delay(2500), 2.0)
+
+    def test_sni_wait_ms_zero_relays_a_silent_client_at_once(self):
+        self.assertLess(self.banner_delay(0), 0.5)
+
     def test_client_speaks_first_plain_bytes_relayed_at_once(self):
         srv = self.start_tcp("echo")
         self.start_portier({"forward": {"connect_ports": [srv.port]}})

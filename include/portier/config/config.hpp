@@ -76,6 +76,9 @@ struct Policy {
   policy::Action default_action = policy::Action::allow;  // "default_action": "allow" | "deny"
   std::string block_page;  // HTML template file; empty = built-in
   bool sni_must_match = true;  // "sni": {"require_match": true}
+  // "sni": {"wait_ms": 1000}: how long a tunnel waits for the client's first bytes (its ClientHello)
+  // before it goes on without an SNI; only server-speaks-first protocols (SMTP, SSH) wait that long.
+  std::chrono::milliseconds sni_wait{1000};
   bool time_utc = false;       // "time": {"zone": "local" | "UTC"}
   std::optional<policy::MinuteOfWeek> time_override;  // "time": {"override": "mon 09:30"} (tests)
 };

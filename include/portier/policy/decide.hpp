@@ -24,13 +24,26 @@ struct PortRange {
   bool contains(std::uint16_t p) const noexcept { return p >= first && p <= last; }
 };
 
+// What a list lookup found. `failed` means the list could not answer (a regex list whose RE2 DFA ran
+// out of its memory budget on this text); decide then fails closed: a deny rule using the list
+// holds, an allow or egress rule does not.
+struct ListLookup {
+  enum class Kind { miss, hit, failed };
+  Kind kind = Kind::miss;
+  std::string entry;  // hit: the entry as "file:line"; failed: why, for the log
+
+  static ListLookup miss() { return {}; }
+  static ListLookup hit(std::string entry) { return {Kind::hit, std::move(entry)}; }
+  static ListLookup failed(std::string why) { return {Kind::failed, std::move(why)}; }
+};
+
 // A named list compiled at load (domain suffix set or RE2 set). Matching returns the entry that
 // matched, as "file:line", for the access log.
 class MatchList {
  public:
   virtual ~MatchList() = default;
   // Domain lists match a host and its parent domains; regex lists match the text as given.
-  virtual std::optional<std::string> match(std::string_view text) const = 0;
+  virtual ListLookup match(std::string_view text) const = 0;
   // True for domain lists (matched against hosts); false for regex lists (matched against the URL
   // for plain HTTP, and against the host for CONNECT, which has no URL).
   virtual bool matches_hosts() const noexcept = 0;

@@ -140,7 +140,8 @@ class CredentialCache {
 
   // True when these exact credentials were inserted under the same epoch and have not expired.
   // An expired entry is dropped.
-  bool lookup(const Credentials& creds, TimePoint now, std::uint64_t users_epoch = 0);
+  // `expiry`, when given, receives the entry's expiry on a hit.
+  bool lookup(const Credentials& creds, TimePoint now, std::uint64_t users_epoch = 0, TimePoint* expiry = nullptr);
   // Caches a successful verification until now + ttl (replacing an older entry for the same key).
   void insert(const Credentials& creds, TimePoint now, Duration ttl, std::uint64_t users_epoch = 0);
 

@@ -70,9 +70,10 @@ class SessionList {
 // password is hashed once per process and TTL, not once per worker.
 class SharedCredentials {
  public:
-  bool lookup(const policy::Credentials& c, policy::CredentialCache::TimePoint now, std::uint64_t epoch) {
+  bool lookup(const policy::Credentials& c, policy::CredentialCache::TimePoint now, std::uint64_t epoch,
+              policy::CredentialCache::TimePoint* expiry) {
     std::lock_guard lock(mutex_);
-    return cache_.lookup(c, now, epoch);
+    return cache_.lookup(c, now, epoch, expiry);
   }
   void insert(const policy::Credentials& c, policy::CredentialCache::TimePoint now,
               policy::CredentialCache::Duration ttl, std::uint64_t epoch) {

@@ -39,12 +39,13 @@ RequestFacts connect(std::string_view host, std::uint16_t port = 443) {
 class FakeDomains final : public MatchList {
  public:
   explicit FakeDomains(std::set<std::string> names, bool hosts = true) : names_(std::move(names)), hosts_(hosts) {}
-  std::optional<std::string> match(std::string_view text) const override {
+  ListLookup match(std::string_view text) const override {
     std::string t(text);
     for (;;) {
-      if (names_.count(t)) return "lists/test.txt:" + std::to_string(std::distance(names_.begin(), names_.find(t)) + 1);
+      if (names_.count(t))
+        return ListLookup::hit("lists/test.txt:" + std::to_string(std::distance(names_.begin(), names_.find(t)) + 1));
       auto dot = t.find('.');
-      if (dot == std::string::npos) return std::nullopt;
+      if (dot == std::string::npos) return ListLookup::miss();
       t = t.substr(dot + 1);
     }
   }
@@ -53,6 +54,13 @@ class FakeDomains final : public MatchList {
  private:
   std::set<std::string> names_;
   bool hosts_;
+};
+
+// A regex list whose RE2 ran out of memory on every text.
+class FailingList final : public MatchList {
+ public:
+  ListLookup match(std::string_view) const override { return ListLookup::failed("lists/big.txt: out of memory"); }
+  bool matches_hosts() const noexcept override { return false; }
 };
 
 Rule rule(std::string id, Action a) {
@@ -176,6 +184,31 @@ TEST_SUITE("policy.decide") {
     s.rules.push_back(r);
     CHECK(std::holds_alternative<Deny>(decide(get("a.example", 80, "http://a.example/track"), s)));
     CHECK(std::holds_alternative<Forward>(decide(get("a.example", 80, "http://a.example/other"), s)));
+  }
+
+  TEST_CASE("a list that cannot answer fails closed: deny rules hold, allow rules do not") {
+    PolicySnapshot deny_mode;
+    Rule allow = rule("allowed-sites", Action::allow);
+    allow.when.lists = {std::make_shared<FailingList>()};
+    deny_mode.rules.push_back(allow);
+    deny_mode.default_action = Action::deny;
+    CHECK(deny_of(decide(get("a.example", 80, "http://a.example/"), deny_mode)).rule == "default");
+
+    PolicySnapshot block;
+    Rule no = rule("trackers", Action::deny);
+    no.when.lists = {std::make_shared<FailingList>()};
+    block.rules.push_back(no);
+    Deny d = deny_of(decide(get("a.example", 80, "http://a.example/"), block));
+    CHECK(d.rule == "trackers");
+    CHECK(d.entry == "lists/big.txt: out of memory");
+    // ... and an `unless` that cannot be evaluated does not exempt from a deny.
+    PolicySnapshot exempt;
+    Rule all = rule("all", Action::deny);
+    all.when.methods = {"GET"};
+    all.unless = Condition{};
+    all.unless->lists = {std::make_shared<FailingList>()};
+    exempt.rules.push_back(all);
+    CHECK(deny_of(decide(get("a.example", 80, "http://a.example/"), exempt)).rule == "all");
   }
 
   TEST_CASE("egress rules route and name themselves") {
