@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(g++ meson ninja-build pkg-config libasio-dev node-llhttp libssl-dev libre2-dev nlohmann-json3-dev doctest-dev libcrypt-dev)
-test_pkgs=(curl python3 openssl)
+test_pkgs=(curl python3 openssl microsocks)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi

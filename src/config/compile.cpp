@@ -100,6 +100,20 @@ class ListAdapter final : public policy::MatchList {
   std::shared_ptr<const policy::NamedList> list_;
 };
 
+// What decide needs of the egress config: region names and audiences, defaults, the user name grammar.
+policy::EgressPolicy egress_policy(const Egress& e) {
+  policy::EgressPolicy p;
+  p.default_region = e.default_region;
+  for (const auto& r : e.regions) p.regions.emplace(r.name, r.audience);
+  for (const auto& [user, region] : e.user_region) p.user_region.emplace(user, region);
+  p.group_region = e.group_region;
+  p.username = e.username;
+  p.username_audience = e.username_audience;
+  p.session_default_minutes = e.session_default_minutes;
+  p.session_max_minutes = e.session_max_minutes;
+  return p;
+}
+
 class Compiler {
  public:
   explicit Compiler(Config config) : config_(std::move(config)) {}
@@ -124,6 +138,7 @@ class Compiler {
     for (const auto& r : snap->policy.rules) {
       if (!r.when.times.empty() || (r.unless && !r.unless->times.empty())) snap->policy.uses_time = true;
     }
+    snap->policy.egress = egress_policy(config_.egress);
     snap->ssrf_allow = CidrSet(config_.ssrf_allow);
     snap->config = std::move(config_);
     out.snapshot = std::move(snap);

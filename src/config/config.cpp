@@ -24,13 +24,16 @@ constexpr std::int64_t kMaxTimeoutMs = 24LL * 60 * 60 * 1000;  // 24 h
 constexpr std::size_t kMaxFileBytes = 16 * 1024 * 1024;
 constexpr std::size_t kMaxNameLength = 64;
 constexpr std::size_t kMaxViaLength = 256;
+constexpr std::size_t kMaxHops = 8;  // parent proxies in one chain
 constexpr std::size_t kMaxTextLength = 256;    // reason, category, realm, egress
 constexpr std::size_t kMaxPatternLength = 4096;  // host and url patterns
 constexpr std::size_t kMaxMethodLength = 32;
 
 constexpr const char* kDayNames[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 // Ids decide() uses for its own denials: a rule may not take them, so a log line names one thing.
-constexpr const char* kReservedRuleIds[] = {"connect_ports", "client_network", "sni_mismatch", "default"};
+constexpr const char* kReservedRuleIds[] = {"connect_ports",  "client_network", "sni_mismatch",  "default",
+                                            "username",       "egress_params",  "egress_region", "egress_session",
+                                            "egress_down"};
 
 std::string escape_pointer_token(std::string_view key) {
   std::string out;
@@ -193,6 +196,7 @@ class Validator {
          });
        }},
       {"time", [&](const Json& v, const std::string& p) { time(v, p, cfg.policy); }},
+      {"egress", [&](const Json& v, const std::string& p) { egress(v, p, cfg.egress); }},
     });
     if (ok && !saw_listeners) error("", "missing required key \"listeners\"");
 
@@ -599,6 +603,21 @@ class Validator {
     if (auto it = root.find("lists"); it != root.end() && it->is_object()) {
       for (const auto& [key, value] : it->items()) declared_lists_.push_back(key);
     }
+    declared_regions_.emplace_back(policy::kDirectRegion);
+    if (auto it = root.find("egress"); it != root.end() && it->is_object()) {
+      if (auto r = it->find("regions"); r != it->end() && r->is_object()) {
+        for (const auto& [key, value] : r->items()) declared_regions_.push_back(key);
+      }
+    }
+  }
+
+  // A reference to a region: "direct" or one defined in /egress/regions.
+  std::optional<std::string> region_ref(const Json& v, const std::string& p) {
+    const std::string* s = string(v, p);
+    if (s == nullptr) return std::nullopt;
+    if (declared(declared_regions_, *s)) return *s;
+    error(p, "unknown region " + quote(*s) + "; the regions are " + join_quoted(declared_regions_));
+    return std::nullopt;
   }
 
   static std::string join_quoted(const std::vector<std::string>& names) {
@@ -774,6 +793,262 @@ class Validator {
     });
   }
 
+  // ---- egress ---------------------------------------------------------------------------------
+  void egress(const Json& v, const std::string& p, Egress& out) {
+    std::vector<std::pair<std::string, std::string>> exit_names;  // name, pointer: unique across regions
+    object(v, p, {
+      {"default", [&](const Json& dv, const std::string& dp) {
+         if (auto r = region_ref(dv, dp)) out.default_region = *r;
+       }},
+      {"regions", [&](const Json& rv, const std::string& rp) {
+         named_members(rv, rp, "regions", [&](const std::string& name, const Json& value, const std::string& np) {
+           if (name == policy::kDirectRegion) {
+             error(np, "\"direct\" is built in (no parent proxy); give this region another name");
+             return;
+           }
+           RegionConfig region;
+           region.name = name;
+           region.pointer = np;
+           if (this->region(value, np, region, exit_names)) out.regions.push_back(std::move(region));
+         });
+       }},
+      {"users", [&](const Json& uv, const std::string& up) {
+         default_regions(uv, up, out.user_region, [&](const std::string& key, const std::string& kp) {
+           if (!valid_user(key)) error(kp, "expected a user name, got " + quote(key));
+         });
+       }},
+      {"groups", [&](const Json& gv, const std::string& gp) {
+         default_regions(gv, gp, out.group_region, [&](const std::string& key, const std::string& kp) {
+           if (!declared(declared_groups_, key)) error(kp, "unknown group " + quote(key) + "; declare it in /auth/groups");
+         });
+       }},
+      {"username", [&](const Json& uv, const std::string& up) { username(uv, up, out); }},
+      {"sessions", [&](const Json& sv, const std::string& sp) {
+         std::optional<std::string> default_pointer;
+         object(sv, sp, {
+           {"default_minutes", [&](const Json& nv, const std::string& np) {
+              default_pointer = np;
+              if (auto n = integer(nv, np, 1, 65535)) out.session_default_minutes = static_cast<unsigned>(*n);
+            }},
+           {"max_minutes", [&](const Json& nv, const std::string& np) {
+              if (auto n = integer(nv, np, 1, 65535)) out.session_max_minutes = static_cast<unsigned>(*n);
+            }},
+           {"max_entries", [&](const Json& nv, const std::string& np) {
+              if (auto n = integer(nv, np, 1, 10000000)) out.max_sessions = static_cast<std::size_t>(*n);
+            }},
+         });
+         if (default_pointer && out.session_default_minutes > out.session_max_minutes) {
+           error(*default_pointer, "default_minutes is above max_minutes (" + std::to_string(out.session_max_minutes) + ")");
+         }
+       }},
+      {"health", [&](const Json& hv, const std::string& hp) {
+         object(hv, hp, {
+           {"fail_after", [&](const Json& nv, const std::string& np) {
+              if (auto n = integer(nv, np, 1, 1000)) out.fail_after = static_cast<unsigned>(*n);
+            }},
+           {"down_ms", [&](const Json& nv, const std::string& np) { milliseconds(nv, np, out.down_for); }},
+         });
+       }},
+    });
+    // Fallback chains may name regions defined later in the file: checked once all are read.
+    for (const auto& region : out.regions) {
+      for (std::size_t i = 0; i < region.fallback.size(); ++i) {
+        if (region.fallback[i] == region.name) error(child(child(region.pointer, "fallback"), i), "a region cannot fall back to itself");
+      }
+    }
+  }
+
+  bool region(const Json& v, const std::string& p, RegionConfig& out,
+              std::vector<std::pair<std::string, std::string>>& exit_names) {
+    bool saw_exits = false;
+    bool ok = object(v, p, {
+      {"exits", [&](const Json& ev, const std::string& ep) {
+         saw_exits = true;
+         if (!ev.is_array() || ev.empty()) {
+           error(ep, "expected a non-empty array of exits (\"direct\", a proxy URL, an array of URLs for a chain, or an object), got " + show(ev));
+           return;
+         }
+         for (std::size_t i = 0; i < ev.size(); ++i) {
+           ExitConfig e;
+           e.name = out.name + "-" + std::to_string(i + 1);
+           e.pointer = child(ep, i);
+           if (!exit(ev[i], e.pointer, e)) continue;
+           auto same = std::find_if(exit_names.begin(), exit_names.end(), [&](const auto& n) { return n.first == e.name; });
+           if (same != exit_names.end()) {
+             error(e.pointer, "duplicate exit name " + quote(e.name) + " (also " + same->second + ")");
+             continue;
+           }
+           exit_names.emplace_back(e.name, e.pointer);
+           out.exits.push_back(std::move(e));
+         }
+       }},
+      {"balance", [&](const Json& bv, const std::string& bp) {
+         if (auto m = one_of(bv, bp, {"round_robin", "least_conn", "weighted_random"})) {
+           out.balance = *m == 0 ? Balance::round_robin : *m == 1 ? Balance::least_conn : Balance::weighted_random;
+         }
+       }},
+      {"on_exit_down", [&](const Json& mv, const std::string& mp) {
+         if (auto m = one_of(mv, mp, {"failover", "strict"})) out.on_exit_down = *m == 0 ? OnExitDown::failover : OnExitDown::strict;
+       }},
+      {"fallback", [&](const Json& fv, const std::string& fp) {
+         strings(fv, fp, out.fallback, [&](const Json& e, const std::string& ep) { return region_ref(e, ep); });
+       }},
+      {"users", [&](const Json& uv, const std::string& up) {
+         strings(uv, up, out.audience.users, [&](const Json& e, const std::string& ep) { return user_name(e, ep); });
+       }},
+      {"groups", [&](const Json& gv, const std::string& gp) {
+         strings(gv, gp, out.audience.groups, [&](const Json& e, const std::string& ep) { return group_ref(e, ep); });
+       }},
+      {"probe", [&](const Json& pv, const std::string& pp) { probe(pv, pp, out.probe); }},
+    });
+    if (ok && !saw_exits) error(p, "missing required key \"exits\"");
+    return ok && saw_exits;
+  }
+
+  // An exit: "direct", "http://parent:3128", ["http://hop1:3128", "socks5://hop2:1080"], or
+  // {"name": ..., "via": url | [urls], "bind": "ip", "weight": n, "http_forward": "absolute" | "connect"}.
+  bool exit(const Json& v, const std::string& p, ExitConfig& out) {
+    if (v.is_string() || v.is_array()) return via(v, p, out);
+    bool ok = object(v, p, {
+      {"name", [&](const Json& nv, const std::string& np) {
+         const std::string* s = string(nv, np);
+         if (s != nullptr && valid_name(*s)) {
+           out.name = *s;
+         } else if (s != nullptr) {
+           error(np, "expected a name of 1 to 64 letters, digits, \".\", \"_\" or \"-\", got " + show(nv));
+         }
+       }},
+      {"via", [&](const Json& hv, const std::string& hp) { via(hv, hp, out); }},
+      {"bind", [&](const Json& bv, const std::string& bp) {
+         const std::string* s = string(bv, bp);
+         if (s == nullptr) return;
+         if (auto ip = IpAddress::parse(*s)) {
+           out.bind = *ip;
+         } else {
+           error(bp, "expected the IP address to connect from, got " + show(bv));
+         }
+       }},
+      {"weight", [&](const Json& wv, const std::string& wp) {
+         if (auto n = integer(wv, wp, 0, 1000)) out.weight = static_cast<unsigned>(*n);
+       }},
+      {"http_forward", [&](const Json& fv, const std::string& fp) {
+         if (auto m = one_of(fv, fp, {"absolute", "connect"})) out.connect_all = *m == 1;
+       }},
+    });
+    return ok;
+  }
+
+  bool via(const Json& v, const std::string& p, ExitConfig& out) {
+    if (v.is_string() && v.get_ref<const std::string&>() == "direct") return true;
+    std::vector<std::string> urls;
+    const std::size_t before = errors_.size();
+    strings(v, p, urls, [&](const Json& e, const std::string& ep) -> std::optional<std::string> {
+      auto url = http::parse_proxy_url(e.get_ref<const std::string&>());
+      if (!url) {
+        // The message never repeats the value: it may hold a password.
+        error(ep, "bad proxy URL: " + url.error().context);
+        return std::nullopt;
+      }
+      if (url->scheme == http::ProxyScheme::https) {
+        error(ep, "https:// parents are not supported yet; use http:// or socks5://");
+        return std::nullopt;
+      }
+      out.hops.push_back(std::move(*url));
+      return e.get<std::string>();
+    });
+    if (out.hops.size() > kMaxHops) error(p, "a chain has at most " + std::to_string(kMaxHops) + " hops");
+    return errors_.size() == before;
+  }
+
+  void probe(const Json& v, const std::string& p, ProbeConfig& out) {
+    out.enabled = true;
+    object(v, p, {
+      {"interval_ms", [&](const Json& nv, const std::string& np) { milliseconds(nv, np, out.interval); }},
+      {"timeout_ms", [&](const Json& nv, const std::string& np) { milliseconds(nv, np, out.timeout); }},
+      {"rise", [&](const Json& nv, const std::string& np) {
+         if (auto n = integer(nv, np, 1, 100)) out.rise = static_cast<unsigned>(*n);
+       }},
+      {"fall", [&](const Json& nv, const std::string& np) {
+         if (auto n = integer(nv, np, 1, 100)) out.fall = static_cast<unsigned>(*n);
+       }},
+      {"target", [&](const Json& tv, const std::string& tp) {
+         const std::string* s = string(tv, tp);
+         if (s == nullptr) return;
+         if (auto a = http::parse_authority(*s)) {
+           out.target = std::move(*a);
+         } else {
+           error(tp, "expected host:port to CONNECT to through the exit, got " + show(tv));
+         }
+       }},
+    });
+  }
+
+  std::optional<std::string> group_ref(const Json& e, const std::string& ep) {
+    const std::string& s = e.get_ref<const std::string&>();
+    if (declared(declared_groups_, s)) return s;
+    error(ep, "unknown group " + quote(s) + "; declare it in /auth/groups");
+    return std::nullopt;
+  }
+
+  // {"alice": "fi"} or {"staff": "de"}: a default region per user or group.
+  void default_regions(const Json& v, const std::string& p, std::vector<std::pair<std::string, std::string>>& out,
+                       const std::function<void(const std::string&, const std::string&)>& check_key) {
+    if (!v.is_object()) {
+      error(p, "expected an object of name -> region, got " + show(v));
+      return;
+    }
+    for (const auto& [key, value] : v.items()) {
+      std::string kp = child(p, key);
+      if (duplicates_.erase(kp) != 0) error(kp, "duplicate key " + quote(key) + ": only the last value would be used");
+      check_key(key, kp);
+      if (auto r = region_ref(value, kp)) out.emplace_back(key, *r);
+    }
+  }
+
+  void username(const Json& v, const std::string& p, Egress& out) {
+    auto key_name = [&](const Json& kv, const std::string& kp, std::string& field) {
+      const std::string* s = string(kv, kp);
+      if (s == nullptr) return;
+      bool ok = !s->empty() && s->size() <= 32 && std::all_of(s->begin(), s->end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+      });
+      if (ok) {
+        field = *s;
+      } else {
+        error(kp, "expected a key of 1 to 32 letters, digits or \"_\", got " + show(kv));
+      }
+    };
+    object(v, p, {
+      {"enabled", [&](const Json& bv, const std::string& bp) { boolean(bv, bp, out.username.enabled); }},
+      {"separator", [&](const Json& sv, const std::string& sp) {
+         const std::string* s = string(sv, sp);
+         if (s == nullptr) return;
+         if (s->empty() || s->size() > 4 || !printable(*s) || s->find(':') != std::string::npos) {
+           error(sp, "expected 1 to 4 printable characters other than \":\", got " + show(sv));
+           return;
+         }
+         out.username.separator = *s;
+       }},
+      {"keys", [&](const Json& kv, const std::string& kp) {
+         object(kv, kp, {
+           {"region", [&](const Json& x, const std::string& xp) { key_name(x, xp, out.username.region_key); }},
+           {"session", [&](const Json& x, const std::string& xp) { key_name(x, xp, out.username.session_key); }},
+           {"sesstime", [&](const Json& x, const std::string& xp) { key_name(x, xp, out.username.sesstime_key); }},
+         });
+         const auto& u = out.username;
+         if (u.region_key == u.session_key || u.region_key == u.sesstime_key || u.session_key == u.sesstime_key) {
+           error(kp, "the three keys must differ");
+         }
+       }},
+      {"users", [&](const Json& uv, const std::string& up) {
+         strings(uv, up, out.username_audience.users, [&](const Json& e, const std::string& ep) { return user_name(e, ep); });
+       }},
+      {"groups", [&](const Json& gv, const std::string& gp) {
+         strings(gv, gp, out.username_audience.groups, [&](const Json& e, const std::string& ep) { return group_ref(e, ep); });
+       }},
+    });
+  }
+
   // ---- rules ----------------------------------------------------------------------------------
   void rules(const Json& v, const std::string& p, std::optional<std::vector<RuleConfig>>& out) {
     if (!v.is_array()) {
@@ -815,7 +1090,7 @@ class Validator {
                            " printable characters, got " + show(ev));
              return;
            }
-           r.egress = *s;
+           if (auto region = region_ref(ev, ep)) r.egress = *region;
          }},
         {"reason", [&](const Json& tv, const std::string& tp) { text(tv, tp, r.reason); }},
         {"category", [&](const Json& tv, const std::string& tp) { text(tv, tp, r.category); }},
@@ -1101,12 +1376,18 @@ class Validator {
 
   std::vector<ConfigError> errors_;
   std::set<std::string> duplicates_;
-  std::vector<std::string> declared_listeners_, declared_groups_, declared_lists_;
+  std::vector<std::string> declared_listeners_, declared_groups_, declared_lists_, declared_regions_;
   bool has_users_file_ = false;
   std::vector<std::pair<SocketAddress, std::string>> seen_addresses_;
 };
 
 }  // namespace
+
+const RegionConfig* Egress::region(std::string_view name) const noexcept {
+  for (const auto& r : regions)
+    if (r.name == name) return &r;
+  return nullptr;
+}
 
 std::string format_error(const ConfigError& e) {
   return "config error: " + (e.pointer.empty() ? std::string("/") : e.pointer) + ": " + e.message;

@@ -26,6 +26,10 @@ class Category final : public std::error_category {
       case errc::upstream_timeout: return "upstream_timeout";
       case errc::upstream_bad_response: return "upstream_bad_response";
       case errc::upstream_closed: return "upstream_closed";
+      case errc::parent_refused: return "parent_refused";
+      case errc::parent_bad_response: return "parent_bad_response";
+      case errc::no_exit: return "no_exit";
+      case errc::bad_parent_config: return "bad_parent_config";
       case errc::shutting_down: return "shutting_down";
       case errc::internal: return "internal";
     }
@@ -80,7 +84,11 @@ int status_for(const Error& e) noexcept {
       case errc::connect_refused:
       case errc::host_unreachable:
       case errc::upstream_bad_response:
-      case errc::upstream_closed: return 502;
+      case errc::upstream_closed:
+      case errc::parent_refused:
+      case errc::no_exit:
+      case errc::parent_bad_response: return 502;
+      case errc::bad_parent_config: return 500;
       case errc::shutting_down: return 503;
       default: break;
     }

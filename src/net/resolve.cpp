@@ -33,7 +33,7 @@ std::string endpoint_string(const tcp::endpoint& ep) {
 }
 
 bool DestinationGuard::permits(const IpAddress& a) const noexcept {
-  if (!internal_ranges().contains(a)) return true;
+  if (open || !internal_ranges().contains(a)) return true;
   return allow != nullptr && allow->contains(a);
 }
 
@@ -71,12 +71,30 @@ awaitable<Result<std::vector<tcp::endpoint>>> resolve(std::string_view host, std
 }
 
 awaitable<Result<Connected>> connect_any(const std::vector<tcp::endpoint>& endpoints,
-                                         Clock::duration attempt_timeout) {
+                                         Clock::duration attempt_timeout, const std::optional<IpAddress>& bind) {
   auto ex = co_await asio::this_coro::executor;
   Error last{errc::host_unreachable, Side::upstream, "no address to try"};
   std::string attempts;
   for (const auto& ep : endpoints) {
     tcp::socket sock(ex);
+    if (bind) {
+      if (bind->v4 != ep.address().is_v4()) {
+        last = Error{errc::host_unreachable, Side::upstream,
+                     endpoint_string(ep) + " (not reachable from bind address " + bind->to_string() + ")"};
+        if (!attempts.empty()) attempts += ", ";
+        attempts += last.describe();
+        continue;
+      }
+      std::error_code ec;
+      sock.open(ep.protocol(), ec);
+      if (!ec) sock.bind(tcp::endpoint(to_asio(*bind), 0), ec);
+      if (ec) {
+        last = Error{errc::host_unreachable, Side::internal, "cannot bind to " + bind->to_string() + " (" + ec.message() + ")"};
+        if (!attempts.empty()) attempts += ", ";
+        attempts += last.describe();
+        continue;
+      }
+    }
     asio::steady_timer timer(ex, attempt_timeout);
     auto result = co_await (sock.async_connect(ep, nothrow) || timer.async_wait(nothrow));
     std::string where = endpoint_string(ep);

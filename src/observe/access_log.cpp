@@ -91,6 +91,11 @@ std::string to_json(const AccessRecord& r) {
   field(out, "user", r.user);
   field(out, "groups", r.groups);
   field(out, "sni", r.sni);
+  field(out, "region", r.region);
+  field(out, "exit", r.exit);
+  field(out, "chain", r.chain);
+  field(out, "session", r.session);
+  field(out, "connect_ms", r.connect_ms);
   out += '}';
   return out;
 }

@@ -78,9 +78,100 @@ Match condition_holds(const Condition& c, const RequestFacts& f, bool for_deny) 
   return m;
 }
 
-Decision admit(const RequestFacts& f, Route route, std::string rule) {
-  if (f.is_connect) return Tunnel{std::move(route), std::move(rule)};
-  return Forward{std::move(route), std::move(rule)};
+// ---- egress: which region an admitted request leaves through ----------------------------------
+
+// The region's audience; "direct" needs no definition and then admits everyone allowed parameters.
+// A scan, not a lookup: the map has no transparent hash, and a key built from the name could allocate.
+const Audience* region_audience(const EgressPolicy& e, std::string_view region) noexcept {
+  for (const auto& [name, audience] : e.regions)
+    if (name == region) return &audience;
+  return nullptr;
+}
+
+bool given_parameters(const RequestFacts& f) noexcept {
+  return !f.asked_region.empty() || !f.session_id.empty() || f.sesstime.has_value();
+}
+
+// Step 1: a region asked for in the user name, if the user may ask for it.
+std::optional<Deny> username_region(const RequestFacts& f, const EgressPolicy& e, Route& route) {
+  if (!e.username_audience.admits(f.user, f.groups)) {
+    std::string why = f.user.empty() ? "user name parameters need a verified user"
+                                     : "user " + std::string(f.user) + " may not use user name parameters";
+    return Deny{403, "egress_params", std::move(why), "", "", false};
+  }
+  if (f.asked_region.empty()) return std::nullopt;
+  if (!e.knows(f.asked_region))
+    return Deny{400, "egress_region", "unknown region \"" + std::string(f.asked_region) + "\"", "", "", false};
+  const Audience* audience = region_audience(e, f.asked_region);
+  if (audience != nullptr && !audience->admits(f.user, f.groups)) {
+    return Deny{403, "egress_region",
+                "user " + std::string(f.user) + " may not use region " + std::string(f.asked_region), "", "", false};
+  }
+  route.region = f.asked_region;
+  route.chosen_by = "username";
+  return std::nullopt;
+}
+
+// Steps 2-4, when the user name chose nothing: the rule's region, then the user's, then the first
+// of the user's groups in config order, then the default.
+void configured_region(const RequestFacts& f, const EgressPolicy& e, const Rule* rule, Route& route) {
+  if (rule != nullptr && rule->action == Action::egress) {
+    route.region = rule->egress;
+    route.chosen_by = "rule";
+    return;
+  }
+  if (!f.user.empty() && !e.user_region.empty()) {
+    if (auto it = e.user_region.find(std::string(f.user)); it != e.user_region.end()) {
+      route.region = it->second;
+      route.chosen_by = "user";
+      return;
+    }
+  }
+  if (!f.user.empty() && f.groups != nullptr) {
+    for (const auto& [group, region] : e.group_region) {
+      if (contains(*f.groups, group)) {
+        route.region = region;
+        route.chosen_by = "group";
+        return;
+      }
+    }
+  }
+  route.region = e.default_region;
+  route.chosen_by = "default";
+}
+
+// A sticky session from the user name, bounded by the configured maximum.
+std::optional<Deny> session_of(const RequestFacts& f, const EgressPolicy& e, Route& route) {
+  if (f.session_id.empty()) {
+    if (f.sesstime) return Deny{400, "egress_session", "sesstime needs a session", "", "", false};
+    return std::nullopt;
+  }
+  if (f.sesstime && *f.sesstime > e.session_max_minutes) {
+    return Deny{400, "egress_session",
+                "sesstime " + std::to_string(*f.sesstime) + " exceeds the maximum " +
+                    std::to_string(e.session_max_minutes) + " minutes",
+                "", "", false};
+  }
+  route.session = f.session_id;
+  route.session_minutes = f.sesstime.value_or(e.session_default_minutes);
+  return std::nullopt;
+}
+
+// The request passed the rules (`rule` is the allowing rule, null for the default): choose its
+// route, which may still refuse it for what the user name asked.
+Decision admit(const RequestFacts& f, const PolicySnapshot& snap, const Rule* rule) {
+  const EgressPolicy& e = snap.egress;
+  Route route;
+  bool chosen = false;
+  if (given_parameters(f)) {
+    if (auto deny = username_region(f, e, route)) return std::move(*deny);
+    if (auto deny = session_of(f, e, route)) return std::move(*deny);
+    chosen = !f.asked_region.empty();
+  }
+  if (!chosen) configured_region(f, e, rule, route);
+  std::string id = rule != nullptr ? rule->id : std::string();
+  if (f.is_connect) return Tunnel{std::move(route), std::move(id)};
+  return Forward{std::move(route), std::move(id)};
 }
 
 }  // namespace
@@ -115,6 +206,11 @@ Decision decide(const RequestFacts& f, const PolicySnapshot& snap) noexcept {
     Deny d{403, "client_network", "your network may not use this proxy", "", "", lp->refuse == RefuseMode::close};
     return d;
   }
+  // A user name whose parameters cannot be parsed cannot be authenticated either: say why with a
+  // 400 rather than hide it behind a 407 the client would answer with the same name again.
+  if (!f.username_error.empty()) {
+    return Deny{400, "username", std::string(f.username_error), "", "", false};
+  }
   // Who they are. Wrong credentials get a new challenge even where auth is optional: a browser
   // must be able to correct a typo, and nothing passes under a name that was not verified.
   if (lp != nullptr && !trusted) {
@@ -134,8 +230,8 @@ Decision decide(const RequestFacts& f, const PolicySnapshot& snap) noexcept {
     if (!m.ok) continue;
     if (r.unless && condition_holds(*r.unless, f, !for_deny).ok) continue;
     switch (r.action) {
-      case Action::allow: return admit(f, Route{}, r.id);
-      case Action::egress: return admit(f, Route{r.egress}, r.id);
+      case Action::allow:
+      case Action::egress: return admit(f, snap, &r);
       case Action::deny: {
         std::string reason = r.reason.empty() ? "denied by rule " + r.id : r.reason;
         return Deny{403, r.id, std::move(reason), r.category, std::move(m.entry), false};
@@ -145,7 +241,7 @@ Decision decide(const RequestFacts& f, const PolicySnapshot& snap) noexcept {
   if (snap.default_action == Action::deny) {
     return Deny{403, "default", "not allowed by any rule of this proxy", "", "", false};
   }
-  return admit(f, Route{}, "");
+  return admit(f, snap, nullptr);
 }
 
 const char* decision_name(const Decision& d) noexcept {

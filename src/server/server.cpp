@@ -182,6 +182,8 @@ int run(const std::string& config_path) {
   asio::thread_pool verifier(2);
   session::SharedThrottle throttle(throttle_options(cfg));
   session::SharedCredentials shared_credentials;
+  session::HealthRegistry health;
+  auto egress = std::make_shared<const session::EgressTable>(snapshot, health);
   std::vector<std::unique_ptr<Worker>> workers;
   std::random_device rd;
   for (unsigned i = 0; i < n; ++i) {
@@ -189,6 +191,7 @@ int run(const std::string& config_path) {
     w->ctx.index = i;
     w->ctx.worker_count = n;
     w->ctx.snapshot = snapshot;
+    w->ctx.egress = egress;
     w->ctx.access_log = &access_log;
     w->ctx.verifier = &verifier;
     w->ctx.throttle = &throttle;
@@ -248,14 +251,18 @@ int run(const std::string& config_path) {
         std::cerr << "portier: reload: changes to" << why << " need a restart; applying the rest\n";
       }
       snapshot = next.snapshot;
+      // Exits that keep their name, hops and source address keep their health.
+      egress = std::make_shared<const session::EgressTable>(snapshot, health);
+      health.keep_only(egress->keys());
       throttle.reconfigure(throttle_options(snapshot->config));
       shared_credentials.clear();  // users may have changed; the users-file epoch also guards this
       for (auto& w : workers) {
         Worker* raw = w.get();
         auto limits = upstream::PoolLimits{snapshot->config.origin_pool.max_idle_per_host,
                                            snapshot->config.origin_pool.max_idle_total, snapshot->config.origin_pool.idle};
-        asio::post(raw->io, [raw, snap = snapshot, limits] {
+        asio::post(raw->io, [raw, snap = snapshot, egress, limits] {
           raw->ctx.snapshot = snap;
+          raw->ctx.egress = egress;
           raw->ctx.pool.set_limits(limits);
           raw->ctx.credentials.clear();  // users may have changed; the epoch also guards this
         });

@@ -1,7 +1,6 @@
 // CONNECT: authority -> policy -> dial -> 200 -> tunnel. A tunnel ends the client connection.
 #include "portier/http/client_hello.hpp"
 #include "portier/relay/tunnel.hpp"
-#include "portier/upstream/direct.hpp"
 #include "session_impl.hpp"
 
 namespace portier::session {
@@ -30,20 +29,29 @@ net::awaitable<bool> Session::handle_connect() {
     finish_record();
     co_return keep;
   }
+  const policy::Route& route = std::get<policy::Tunnel>(decision).route;
   rec_.rule = std::get<policy::Tunnel>(decision).rule;
+  rec_.session = route.session;
 
-  upstream::DirectOptions opt{guard(), timeouts().connect};
-  auto connected = co_await upstream::connect_direct(authority->host, authority->port, opt);
-  if (!connected) {
-    co_await answer_error(connected.error());
+  auto exit = pick_exit(route, {});
+  if (!exit) {
+    co_await answer_error(exit.error());
     finish_record();
     co_return false;
   }
-  up_.emplace(std::move(*connected));
+  auto opened = co_await open_upstream(route, *exit, authority->host, authority->port, false);
+  if (!opened) {
+    co_await answer_error(opened.error());
+    finish_record();
+    co_return false;
+  }
+  up_.emplace(std::move(opened->conn));
   rec_.upstream = net::endpoint_string(up_->peer);
 
+  // Bytes the target sent before we answered (through a parent, behind its 200) follow our 200.
   static constexpr std::string_view kEstablished = "HTTP/1.1 200 Connection established\r\n\r\n";
-  if (auto w = co_await write_client(kEstablished); !w) {
+  rec_.bytes_down += opened->leftover.size();
+  if (auto w = co_await write_client(kEstablished, opened->leftover); !w) {
     rec_.error = w.error().describe();
     finish_record();
     co_return false;

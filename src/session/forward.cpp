@@ -1,6 +1,6 @@
 // Absolute-form forwarding: origin-form request to the origin over a pooled or fresh connection,
 // bodies streamed both ways (never buffered whole), keep-alive on both sides when both allow it.
-#include "portier/upstream/direct.hpp"
+#include "portier/upstream/handshake.hpp"
 #include "session_impl.hpp"
 
 namespace portier::session {
@@ -58,35 +58,82 @@ net::awaitable<bool> Session::handle_forward() {
     finish_record();
     co_return keep;
   }
+  const policy::Route& route = std::get<policy::Forward>(decision).route;
   rec_.rule = std::get<policy::Forward>(decision).rule;
+  rec_.session = route.session;
 
-  // What goes to the origin.
+  // What goes to the origin: origin-form, or absolute-form when the exit ends at an http parent.
   const http::ForwardOptions fopt = forward_options();
   http::prepare_origin_request(head, *url, fopt);
   std::string head_bytes;
   http::write_request_head(head_bytes, head.method, head.target, head.headers);
-  const std::string key = rec_.target;
+  std::string parent_head_bytes;  // built when an exit needs it
+  auto head_for = [&](const ExitState& exit, upstream::PathEnd end) -> const std::string& {
+    if (end == upstream::PathEnd::target) return head_bytes;
+    parent_head_bytes.clear();
+    const http::ProxyUrl& parent = exit.config->hops.back();
+    http::Headers headers = head.headers;
+    if (parent.has_credentials()) {
+      headers.add("Proxy-Authorization",
+                  upstream::basic_proxy_authorization(upstream::ProxyCredentials{parent.user, parent.password}));
+    }
+    http::write_request_head(parent_head_bytes, head.method, "http://" + url->authority.to_string() + head.target,
+                             headers);
+    return parent_head_bytes;
+  };
+
+  auto exit = pick_exit(route, {});
+  if (!exit) {
+    bool keep = !has_body && head.keep_alive && finish_request_without_body();
+    co_await answer_error(exit.error(), keep);
+    finish_record();
+    co_return keep;
+  }
+  // Idle connections are kept per exit: to the origin (direct, or tunnelled through a chain), or to
+  // an http parent, which takes requests for any origin.
+  auto pool_key = [&](const ExitState& e, upstream::PathEnd end) {
+    if (end == upstream::PathEnd::last_hop) return "exit " + e.config->name;
+    if (e.config->hops.empty() && !e.config->bind) return rec_.target;
+    return "exit " + e.config->name + " " + rec_.target;
+  };
 
   for (int attempt = 0;; ++attempt) {
     bool reused = false;
+    upstream::PathEnd end = path_end(*exit->exit, true);
+    std::string key = pool_key(*exit->exit, end);
     if (auto idle = ctx_.pool.acquire(key)) {
       up_.emplace(std::move(*idle));
       reused = true;
+      rec_.region = exit->region->config->name;
+      rec_.exit = exit->exit->config->name;
+      rec_.chain = exit->exit->chain;
+      rec_.connect_ms = 0;
     } else {
-      upstream::DirectOptions opt{guard(), timeouts().connect};
-      auto connected = co_await upstream::connect_direct(url->authority.host, url->authority.port, opt);
-      if (!connected) {
+      auto opened = co_await open_upstream(route, *exit, url->authority.host, url->authority.port, true);
+      if (!opened) {
         bool keep = !has_body && head.keep_alive && finish_request_without_body();
-        co_await answer_error(connected.error(), keep);
+        co_await answer_error(opened.error(), keep);
         finish_record();
         co_return keep;
       }
-      up_.emplace(std::move(*connected));
+      // open_upstream may have moved to another exit.
+      end = path_end(*exit->exit, true);
+      key = pool_key(*exit->exit, end);
+      up_.emplace(std::move(opened->conn));
+      if (!opened->leftover.empty()) {
+        // An origin does not speak before the request: bytes behind the parent's 200 are garbage.
+        co_await answer_error(Error{errc::upstream_bad_response, Side::upstream,
+                                    "bytes from the origin before the request was sent"},
+                              false);
+        up_.reset();
+        finish_record();
+        co_return false;
+      }
     }
     rec_.upstream = net::endpoint_string(up_->peer);
 
     bool answered = false;
-    auto result = co_await exchange(head_bytes, fopt, reused && attempt == 0 && !has_body, answered);
+    auto result = co_await exchange(head_for(*exit->exit, end), fopt, reused && attempt == 0 && !has_body, answered);
     if (result == Exchange::retry_fresh) {
       // A pooled connection the origin had closed: once more on a fresh one, with a parser that
       // has not seen the dead connection's end.

@@ -62,6 +62,7 @@ net::awaitable<void> run_session(net::tcp::socket client, net::tcp::endpoint pee
 Session::Session(net::tcp::socket client, const net::tcp::endpoint& peer, std::string listener, WorkerContext& ctx)
     : ctx_(ctx),
       snap_(ctx.snapshot),
+      egress_(ctx.egress),
       client_(std::move(client)),
       listener_(std::move(listener)),
       client_addr_(net::endpoint_string(peer)),
@@ -135,6 +136,7 @@ net::awaitable<void> Session::run() {
     // Each request runs under the snapshot current when it starts: a reload reaches keep-alive
     // connections at their next request, and never changes a request or tunnel in flight.
     snap_ = ctx_.snapshot;
+    egress_ = ctx_.egress;
     if (!head) {
       const Error& e = head.error();
       if (!e.is(errc::client_closed) && !e.is(errc::shutting_down)) {
@@ -219,11 +221,25 @@ net::awaitable<void> Session::authenticate() {
   const auto now = net::Clock::now();
   const auto epoch = snap_->users->epoch();
   if (proven_ && proven_->epoch == epoch && now < proven_->expiry && proven_->header == *header) {
-    set_user(proven_->user);
+    identity_ = proven_->identity;
+    set_user(proven_->identity.user);
     co_return;
   }
   auto creds = policy::parse_basic_credentials(*header);
   if (!creds) co_return;
+  // Parameters in the user name ("alice-region-fi"): the password is the base user's.
+  {
+    auto params = policy::parse_username(creds->user, snap_->policy.egress.username);
+    if (!params) {
+      identity_.username_error = params.error().context;
+      co_return;
+    }
+    identity_.region = params->region;
+    identity_.session = params->session;
+    identity_.sesstime = params->sesstime_minutes;
+    std::string base(params->base);
+    creds->user = std::move(base);
+  }
   const auto ttl = snap_->config.auth.cache_ttl;
   auto expiry = now + ttl;
   bool ok = ctx_.credentials.lookup(*creds, now, epoch, &expiry);
@@ -258,7 +274,9 @@ net::awaitable<void> Session::authenticate() {
   // Remember the proof for this connection's next requests, no longer than the cache would.
   if (ttl > net::Clock::duration::zero()) {
     if (!proven_) proven_ = std::make_unique<ProvenCredentials>();
-    *proven_ = ProvenCredentials{*header, creds->user, epoch, expiry};
+    identity_.user = creds->user;
+    *proven_ = ProvenCredentials{*header, identity_, epoch, expiry};
+    proven_->identity.groups = nullptr;  // looked up again in the snapshot of each request
   }
   set_user(creds->user);
 }
@@ -297,6 +315,10 @@ policy::RequestFacts Session::base_facts() const {
   f.credentials_present = identity_.present;
   f.user = identity_.user;
   f.groups = identity_.groups;
+  f.asked_region = identity_.region;
+  f.session_id = identity_.session;
+  f.sesstime = identity_.sesstime;
+  f.username_error = identity_.username_error;
   if (snap_->policy.uses_time) f.minute_of_week = minute_of_week();  // localtime_r takes a global lock
   return f;
 }
@@ -456,6 +478,7 @@ void Session::record_denial(const policy::Deny& d) {
 }
 
 void Session::finish_record() {
+  active_exit_.release();
   rec_.duration_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(net::Clock::now() - started_).count();
   if (ctx_.access_log) ctx_.access_log->write(rec_);

@@ -2,6 +2,7 @@
 // Session internals, shared by session.cpp (the loop, heads, answers), forward.cpp and connect.cpp.
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "portier/core/buffer.hpp"
@@ -13,6 +14,7 @@
 #include "portier/observe/access_log.hpp"
 #include "portier/policy/decide.hpp"
 #include "portier/session/worker.hpp"
+#include "portier/upstream/chain.hpp"
 
 namespace portier::session {
 
@@ -57,11 +59,24 @@ class Session {
   struct Identity {
     bool present = false;    // a Proxy-Authorization header came
     bool throttled = false;  // too many failures from this client: not even checked
-    std::string user;        // set only when verified
+    std::string user;        // set only when verified (the base name, without user name parameters)
     const std::vector<std::string>* groups = nullptr;
+    // Egress parameters from the proxy user name ("alice-region-fi-session-s1").
+    std::string region;
+    std::string session;
+    std::optional<unsigned> sesstime;
+    std::string username_error;  // the user name could not be parsed: 400
   };
   net::awaitable<void> authenticate();
   void set_user(const std::string& user);  // verified: into the identity and the access record
+
+  // Egress (egress_path.cpp): the exit for a route and a path through it to host:port. On an exit's
+  // own failure one other exit is tried; `choice` ends as the exit the path goes through.
+  Result<ExitChoice> pick_exit(const policy::Route& route, std::span<const ExitState* const> tried);
+  net::awaitable<Result<upstream::OpenedPath>> open_upstream(const policy::Route& route, ExitChoice& choice,
+                                                             std::string_view host, std::uint16_t port,
+                                                             bool plain_http);
+  static upstream::PathEnd path_end(const ExitState& exit, bool plain_http) noexcept;
   policy::RequestFacts base_facts() const;
   policy::MinuteOfWeek minute_of_week() const;
   // Answers a decision that is not a go-ahead; returns whether the connection stays usable.
@@ -85,6 +100,26 @@ class Session {
 
   WorkerContext& ctx_;
   std::shared_ptr<const config::Snapshot> snap_;
+  std::shared_ptr<const EgressTable> egress_;  // taken with snap_, from the same reload
+  // The exit this request's upstream connection goes through, counted for least_conn balancing.
+  struct ActiveExit {
+    std::shared_ptr<ExitHealth> health;
+    ActiveExit() = default;
+    explicit ActiveExit(std::shared_ptr<ExitHealth> h) : health(std::move(h)) { health->active.fetch_add(1); }
+    ActiveExit(const ActiveExit&) = delete;
+    ActiveExit& operator=(const ActiveExit&) = delete;
+    ActiveExit& operator=(ActiveExit&& o) noexcept {
+      release();
+      health = std::move(o.health);
+      return *this;
+    }
+    ~ActiveExit() { release(); }
+    void release() noexcept {
+      if (health) health->active.fetch_sub(1);
+      health.reset();
+    }
+  };
+  ActiveExit active_exit_;
   net::tcp::socket client_;
   std::string listener_;
   std::string client_addr_;
@@ -106,7 +141,7 @@ class Session {
   // request), valid while the users file is unchanged and the cached proof has not expired.
   struct ProvenCredentials {
     std::string header;
-    std::string user;
+    Identity identity;  // user and user name parameters, as proved
     std::uint64_t epoch = 0;
     net::Clock::time_point expiry;
   };

@@ -13,7 +13,9 @@
 
 #include "portier/core/ip.hpp"
 #include "portier/http/codec.hpp"
+#include "portier/http/proxy_url.hpp"
 #include "portier/policy/decide.hpp"
+#include "portier/policy/egress.hpp"
 #include "portier/policy/users.hpp"
 
 namespace portier::config {
@@ -109,6 +111,59 @@ struct OriginPool {
   std::chrono::milliseconds idle{30000};
 };
 
+// ---- "egress": regions of exits, and how a request picks one ----------------------------------
+
+// An exit: direct (optionally from a source address) or a chain of parent proxies, tunnelled
+// through each hop in turn.
+struct ExitConfig {
+  std::string name;                  // unique across all regions; default "<region>-<n>"
+  std::vector<http::ProxyUrl> hops;  // empty = direct
+  std::optional<IpAddress> bind;     // source address of the connection this exit opens
+  unsigned weight = 1;               // weighted balancing and sticky sessions; 0 = standby only
+  bool connect_all = false;          // "http_forward": "connect": plain HTTP too goes through CONNECT
+  std::string pointer;
+};
+
+enum class Balance { round_robin, least_conn, weighted_random };
+enum class OnExitDown { failover, strict };
+
+// Active health checks of a region's exits.
+struct ProbeConfig {
+  bool enabled = false;
+  std::chrono::milliseconds interval{5000};
+  std::chrono::milliseconds timeout{2000};
+  unsigned rise = 2;  // consecutive successes to come back
+  unsigned fall = 3;  // consecutive failures to go down
+  std::optional<http::Authority> target;  // CONNECT through the chain to this; none = a TCP connect to the first hop
+};
+
+struct RegionConfig {
+  std::string name;
+  std::vector<ExitConfig> exits;
+  Balance balance = Balance::round_robin;
+  OnExitDown on_exit_down = OnExitDown::failover;
+  std::vector<std::string> fallback;  // regions tried in order when no exit here is healthy
+  policy::Audience audience;          // who may pick it by user name parameter (empty = anyone)
+  ProbeConfig probe;
+  std::string pointer;
+};
+
+struct Egress {
+  std::string default_region{policy::kDirectRegion};
+  std::vector<RegionConfig> regions;
+  std::vector<std::pair<std::string, std::string>> user_region;   // user -> region
+  std::vector<std::pair<std::string, std::string>> group_region;  // group -> region, config order
+  policy::UsernameGrammar username;
+  policy::Audience username_audience;
+  unsigned session_default_minutes = 10;
+  unsigned session_max_minutes = 1440;
+  std::size_t max_sessions = 100000;  // sticky-session table entries per process
+  unsigned fail_after = 3;            // passive health: consecutive connect failures ...
+  std::chrono::milliseconds down_for{30000};  // ... mark an exit down this long
+
+  const RegionConfig* region(std::string_view name) const noexcept;
+};
+
 struct Config {
   std::string base_dir;  // directory of the config file: relative paths start here
   unsigned workers = 0;  // 0 = one per core
@@ -120,6 +175,7 @@ struct Config {
   Forward forward;
   std::vector<Cidr> ssrf_allow;  // internal ranges an admin opens on purpose
   Timeouts timeouts;
+  Egress egress;
   http::Limits limits;
   OriginPool origin_pool;
 };

@@ -3,6 +3,7 @@
 // exactly the addresses that were checked, one after another with a per-attempt timeout.
 #include <string>
 #include <string_view>
+#include <optional>
 #include <vector>
 
 #include "portier/core/error.hpp"
@@ -18,6 +19,7 @@ std::string endpoint_string(const tcp::endpoint& ep);
 // What the SSRF guard allows: everything outside internal_ranges(), plus the ranges the admin opened.
 struct DestinationGuard {
   const CidrSet* allow = nullptr;
+  bool open = false;  // parent proxies an admin configured: every address is reachable
   bool permits(const IpAddress& a) const noexcept;
 };
 
@@ -33,8 +35,11 @@ struct Connected {
 
 // Tries each endpoint in turn, each attempt bounded by `attempt_timeout`. Errors: connect_refused,
 // host_unreachable (502), connect_timeout (504) — the last attempt's, with every attempt in the context.
+// With `bind`, each socket is bound to that source address first (port chosen by the kernel);
+// endpoints of the other address family are skipped.
 awaitable<Result<Connected>> connect_any(const std::vector<tcp::endpoint>& endpoints,
-                                         Clock::duration attempt_timeout);
+                                         Clock::duration attempt_timeout,
+                                         const std::optional<IpAddress>& bind = std::nullopt);
 
 // Socket options every proxied connection gets (TCP_NODELAY).
 void tune_socket(tcp::socket& s) noexcept;

@@ -27,6 +27,11 @@ struct AccessRecord {
   std::string user;      // verified user, empty when none
   std::string groups;    // the user's groups, comma-separated
   std::string sni;       // tunnels: TLS server name the client sent
+  std::string region;    // egress region the request left through (a fallback region when it failed over)
+  std::string exit;      // the exit's name ("direct" for the built-in region)
+  std::string chain;     // the exit's hops: "http://a:3128,socks5://b:1080", or "direct"
+  std::string session;   // sticky session id from the proxy user name
+  std::int64_t connect_ms = -1;  // time to open the path to the target (-1: no connection was opened)
 };
 
 // "2026-11-22T07:12:03.120Z"

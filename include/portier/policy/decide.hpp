@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "portier/core/ip.hpp"
+#include "portier/policy/egress.hpp"
 
 namespace re2 {
 class RE2;
@@ -105,6 +106,7 @@ struct PolicySnapshot {
   std::string realm = "portier";
   bool sni_must_match = true;  // deny tunnels whose SNI names another host than the CONNECT authority
   bool uses_time = false;      // some rule has a time window: only then does the session read the clock's local time
+  EgressPolicy egress;         // regions, who may pick them, user and group defaults
 
   const ListenerPolicy* listener(std::string_view name) const noexcept;
 };
@@ -125,11 +127,23 @@ struct RequestFacts {
   std::string_view user;
   const std::vector<std::string>* groups = nullptr;  // groups of `user`
   MinuteOfWeek minute_of_week = 0;
+  // Parameters the session parsed from the proxy user name (parse_username); empty / nullopt when
+  // not given. username_error is the parse error's message: decide answers it with a 400.
+  std::string_view asked_region;
+  std::string_view session_id;
+  std::optional<unsigned> sesstime;
+  std::string_view username_error;
 };
 
-// How to reach the target. Only direct exists today; upstream chains come with egress regions.
+// How to reach the target: the region to leave through and the sticky session inside it. Which
+// exit of the region serves the request is the session's choice (it knows their health); with a
+// session it uses rendezvous_pick on user + session so the same exit serves it every time.
 struct Route {
-  std::string egress = "direct";
+  std::string region{kDirectRegion};
+  // What chose the region, for the access log: "username", "rule", "user", "group" or "default".
+  std::string_view chosen_by = "default";
+  std::string session;              // sticky session id from the user name; empty: none
+  unsigned session_minutes = 0;     // how long the session sticks; 0 without a session
 };
 
 struct Tunnel {

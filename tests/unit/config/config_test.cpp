@@ -706,6 +706,7 @@ TEST_CASE("rules of every kind are read in order") {
   Config c = valid(R"({"listeners": [{"name": "office", "listen": ["127.0.0.1:3128"], "auth": "required"}],
     "auth": {"users_file": "users.htpasswd", "groups": {"admins": ["alice"]}},
     "lists": {"ads": {"file": "ads.txt"}},
+    "egress": {"regions": {"fi": {"exits": ["http://127.0.0.1:3129"]}}},
     "rules": [
       {"id": "no-ads", "when": {"list": "ads"}, "action": "deny", "reason": "advertising", "category": "ads"},
       {"id": "ssh-admins", "when": {"group": "admins", "method": "connect", "port": [22]}, "action": "allow"},
@@ -784,7 +785,7 @@ TEST_CASE("rule fields are checked") {
               R"(expected "allow", "deny" or "egress", got "block")");
   check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "egress"}])"), "/rules/0",
               R"(action "egress" needs "egress": the name of the region to leave through)");
-  check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "deny", "egress": "fi"}])"), "/rules/0/egress",
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "deny", "egress": "direct"}])"), "/rules/0/egress",
               R"("egress" is only used with action "egress")");
   check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "egress", "egress": ""}])"), "/rules/0/egress",
               R"(expected a region name of 1 to 64 printable characters, got "")");
@@ -1225,3 +1226,103 @@ TEST_CASE("the example configs in rules/ compile") {
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("egress: regions, exits, chains, defaults and the user name grammar") {
+  Config c = valid(R"({"listeners": [{"listen": ["127.0.0.1:3128"]}],
+    "auth": {"groups": {"staff": ["alice"]}},
+    "egress": {
+      "default": "fi",
+      "regions": {
+        "fi": {"exits": ["http://u:p%40ss@127.0.0.1:3129",
+                         ["http://127.0.0.1:3130", "socks5://127.0.0.1:1080"],
+                         {"name": "fi-local", "via": "direct", "bind": "127.0.0.2", "weight": 3},
+                         {"name": "fi-connect", "via": "http://127.0.0.1:3131", "http_forward": "connect", "weight": 0}],
+               "balance": "least_conn", "on_exit_down": "strict", "fallback": ["de", "direct"],
+               "users": ["alice"], "groups": "staff",
+               "probe": {"interval_ms": 1000, "timeout_ms": 500, "rise": 1, "fall": 2, "target": "example.com:443"}},
+        "de": {"exits": ["direct"]}
+      },
+      "users": {"alice": "de"},
+      "groups": {"staff": "fi"},
+      "username": {"separator": "_", "keys": {"region": "country", "session": "sid", "sesstime": "ttl"}, "groups": ["staff"]},
+      "sessions": {"default_minutes": 5, "max_minutes": 60, "max_entries": 1000},
+      "health": {"fail_after": 2, "down_ms": 1500}
+    }})");
+  const auto& e = c.egress;
+  CHECK(e.default_region == "fi");
+  REQUIRE(e.regions.size() == 2);
+  const auto* fi = e.region("fi");
+  REQUIRE(fi != nullptr);
+  REQUIRE(fi->exits.size() == 4);
+  CHECK(fi->exits[0].name == "fi-1");
+  REQUIRE(fi->exits[0].hops.size() == 1);
+  CHECK(fi->exits[0].hops[0].password == "p@ss");
+  CHECK(fi->exits[1].name == "fi-2");
+  CHECK(fi->exits[1].hops.size() == 2);
+  CHECK(fi->exits[1].hops[1].scheme == portier::http::ProxyScheme::socks5);
+  CHECK(fi->exits[2].name == "fi-local");
+  CHECK(fi->exits[2].hops.empty());
+  REQUIRE(fi->exits[2].bind.has_value());
+  CHECK(fi->exits[2].bind->to_string() == "127.0.0.2");
+  CHECK(fi->exits[2].weight == 3);
+  CHECK(fi->exits[3].connect_all);
+  CHECK(fi->exits[3].weight == 0);
+  CHECK(fi->balance == portier::config::Balance::least_conn);
+  CHECK(fi->on_exit_down == portier::config::OnExitDown::strict);
+  CHECK(fi->fallback == std::vector<std::string>{"de", "direct"});
+  CHECK(fi->audience.users == std::vector<std::string>{"alice"});
+  CHECK(fi->audience.groups == std::vector<std::string>{"staff"});
+  CHECK(fi->probe.enabled);
+  CHECK(fi->probe.rise == 1);
+  REQUIRE(fi->probe.target.has_value());
+  CHECK(fi->probe.target->port == 443);
+  CHECK(e.user_region == std::vector<std::pair<std::string, std::string>>{{"alice", "de"}});
+  CHECK(e.group_region == std::vector<std::pair<std::string, std::string>>{{"staff", "fi"}});
+  CHECK(e.username.separator == "_");
+  CHECK(e.username.region_key == "country");
+  CHECK(e.username_audience.groups == std::vector<std::string>{"staff"});
+  CHECK(e.session_default_minutes == 5);
+  CHECK(e.session_max_minutes == 60);
+  CHECK(e.max_sessions == 1000);
+  CHECK(e.fail_after == 2);
+  CHECK(e.down_for == std::chrono::milliseconds(1500));
+}
+
+TEST_CASE("egress: every mistake is reported with its pointer, and passwords are never echoed") {
+  check_error(with(R"("egress": {"default": "mars"})"), "/egress/default", R"(unknown region "mars"; the regions are "direct")");
+  check_error(with(R"("egress": {"regions": {"direct": {"exits": ["direct"]}}})"), "/egress/regions/direct",
+              R"("direct" is built in (no parent proxy); give this region another name)");
+  check_error(with(R"("egress": {"regions": {"fi": {}}})"), "/egress/regions/fi", R"(missing required key "exits")");
+  check_error(with(R"("egress": {"regions": {"fi": {"exits": []}}})"), "/egress/regions/fi/exits",
+              R"(expected a non-empty array of exits ("direct", a proxy URL, an array of URLs for a chain, or an object), got [])");
+  auto errors = errors_of(with(R"("egress": {"regions": {"fi": {"exits": ["ftp://u:topsecret@h:1"]}}})"));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].pointer == "/egress/regions/fi/exits/0");
+  CHECK(errors[0].message.find("topsecret") == std::string::npos);
+  CHECK(errors[0].message.find("unsupported scheme") != std::string::npos);
+  check_error(with(R"("egress": {"regions": {"fi": {"exits": ["http://h"]}}})"), "/egress/regions/fi/exits/0",
+              "bad proxy URL: expected host:port after the scheme (the port is required)");
+  check_error(with(R"("egress": {"regions": {"fi": {"exits": [{"name": "x", "via": "direct"}]},
+                                             "de": {"exits": [{"name": "x", "via": "direct"}]}}})"),
+              "/egress/regions/de/exits/0", R"(duplicate exit name "x" (also /egress/regions/fi/exits/0))");
+  check_error(with(R"("egress": {"regions": {"fi": {"exits": ["direct"], "fallback": ["fi"]}}})"),
+              "/egress/regions/fi/fallback/0", "a region cannot fall back to itself");
+  check_error(with(R"("egress": {"regions": {"fi": {"exits": ["direct"], "fallback": "xx"}}})"),
+              "/egress/regions/fi/fallback", R"(unknown region "xx"; the regions are "direct", "fi")");
+  check_error(with(R"("egress": {"regions": {"fi": {"exits": [{"via": "direct", "bind": "nowhere"}]}}})"),
+              "/egress/regions/fi/exits/0/bind", R"(expected the IP address to connect from, got "nowhere")");
+  check_error(with(R"("egress": {"regions": {"fi": {"exits": ["direct"], "balance": "random"}}})"),
+              "/egress/regions/fi/balance", R"(expected "round_robin", "least_conn" or "weighted_random", got "random")");
+  check_error(with(R"("egress": {"groups": {"nobody": "direct"}})"), "/egress/groups/nobody",
+              R"(unknown group "nobody"; declare it in /auth/groups)");
+  check_error(with(R"("egress": {"username": {"keys": {"region": "x", "session": "x"}}})"), "/egress/username/keys",
+              "the three keys must differ");
+  check_error(with(R"("egress": {"sessions": {"default_minutes": 90, "max_minutes": 60}})"),
+              "/egress/sessions/default_minutes", "default_minutes is above max_minutes (60)");
+  check_error(with(R"("rules": [{"id": "a", "when": {}, "action": "egress", "egress": "fi"}])"), "/rules/0/egress",
+              R"(unknown region "fi"; the regions are "direct")");
+  std::string chain = R"("egress": {"regions": {"fi": {"exits": [[)";
+  for (int i = 0; i < 9; ++i) chain += std::string(i ? "," : "") + "\"http://h:" + std::to_string(3000 + i) + "\"";
+  chain += "]]}}}";
+  check_error(with(chain), "/egress/regions/fi/exits/0", "a chain has at most 8 hops");
+}

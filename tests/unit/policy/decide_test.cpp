@@ -219,10 +219,12 @@ TEST_SUITE("policy.decide") {
     s.rules.push_back(r);
     auto d = decide(connect("yle.fi"), s);
     REQUIRE(std::holds_alternative<Tunnel>(d));
-    CHECK(std::get<Tunnel>(d).route.egress == "fi");
+    CHECK(std::get<Tunnel>(d).route.region == "fi");
+    CHECK(std::get<Tunnel>(d).route.chosen_by == "rule");
     CHECK(std::get<Tunnel>(d).rule == "fi-exit");
     auto other = decide(connect("example.com"), s);
-    CHECK(std::get<Tunnel>(other).route.egress == "direct");
+    CHECK(std::get<Tunnel>(other).route.region == "direct");
+    CHECK(std::get<Tunnel>(other).route.chosen_by == "default");
   }
 
   TEST_CASE("allow-list mode denies what no rule allows") {
@@ -340,6 +342,210 @@ TEST_SUITE("policy.decide") {
     CHECK(night.contains(0 * 1440 + 23 * 60));
     CHECK(night.contains(1 * 1440 + 5 * 60));   // Tuesday 05:00 belongs to Monday's window
     CHECK_FALSE(night.contains(0 * 1440 + 5 * 60));  // Monday 05:00 belongs to Sunday's (off)
+  }
+
+  TEST_CASE("egress: the region comes from the user name, then the rule, the user, the group, the default") {
+    static const std::vector<std::string> groups{"sales", "staff"};
+    PolicySnapshot s;
+    s.egress.default_region = "de";
+    s.egress.regions["de"] = {};
+    s.egress.regions["fi"] = {};
+    s.egress.regions["se"] = {};
+    s.egress.regions["us"] = {};
+    s.egress.regions["uk"] = {};
+    s.egress.user_region["alice"] = "se";
+    s.egress.group_region = {{"staff", "us"}, {"sales", "uk"}};  // config order: staff first
+    Rule r = rule("fi-sites", Action::egress);
+    r.egress = "fi";
+    r.when.host = re(R"(\.fi$)");
+    s.rules.push_back(r);
+
+    auto route_of = [&](const RequestFacts& f) {
+      auto d = decide(f, s);
+      REQUIRE(std::holds_alternative<Tunnel>(d));
+      return std::get<Tunnel>(d).route;
+    };
+    auto alice = [](std::string_view host) {
+      auto f = connect(host);
+      f.user = "alice";
+      f.groups = &groups;
+      return f;
+    };
+
+    auto f = alice("yle.fi");
+    f.asked_region = "us";
+    CHECK(route_of(f).region == "us");
+    CHECK(route_of(f).chosen_by == "username");
+
+    CHECK(route_of(alice("yle.fi")).region == "fi");
+    CHECK(route_of(alice("yle.fi")).chosen_by == "rule");
+    CHECK(std::get<Tunnel>(decide(alice("yle.fi"), s)).rule == "fi-sites");
+
+    CHECK(route_of(alice("example.com")).region == "se");
+    CHECK(route_of(alice("example.com")).chosen_by == "user");
+
+    auto bob = connect("example.com");
+    bob.user = "bob";
+    bob.groups = &groups;
+    CHECK(route_of(bob).region == "us");  // staff comes first in the config, not in the user's list
+    CHECK(route_of(bob).chosen_by == "group");
+
+    auto carol = connect("example.com");
+    carol.user = "carol";
+    CHECK(route_of(carol).region == "de");
+    CHECK(route_of(carol).chosen_by == "default");
+    CHECK(route_of(connect("example.com")).chosen_by == "default");  // anonymous
+
+    SUBCASE("an allow rule carries no region: the user's applies") {
+      s.rules.insert(s.rules.begin(), rule("all", Action::allow));
+      CHECK(route_of(alice("yle.fi")).region == "se");
+      CHECK(std::get<Tunnel>(decide(alice("yle.fi"), s)).rule == "all");
+    }
+    SUBCASE("plain HTTP gets the same route") {
+      auto g = get("yle.fi");
+      g.user = "alice";
+      g.asked_region = "uk";
+      g.session_id = "s1";
+      auto d = decide(g, s);
+      REQUIRE(std::holds_alternative<Forward>(d));
+      CHECK(std::get<Forward>(d).route.region == "uk");
+      CHECK(std::get<Forward>(d).route.chosen_by == "username");
+      CHECK(std::get<Forward>(d).route.session == "s1");
+      CHECK(std::get<Forward>(d).route.session_minutes == 10);
+    }
+  }
+
+  TEST_CASE("egress: what the user name may ask for") {
+    static const std::vector<std::string> staff{"staff"};
+    PolicySnapshot s;
+    s.egress.regions["fi"] = {};
+    s.egress.regions["vip"] = Audience{{"alice"}, {"board"}};
+    auto ask = [](std::string_view user, std::string_view region) {
+      auto f = connect("example.com");
+      f.user = user;
+      f.groups = &staff;
+      f.asked_region = region;
+      return f;
+    };
+
+    SUBCASE("unknown regions are a 400") {
+      Deny d = deny_of(decide(ask("alice", "mars"), s));
+      CHECK(d.status == 400);
+      CHECK(d.rule == "egress_region");
+      CHECK(d.reason == "unknown region \"mars\"");
+    }
+    SUBCASE("direct is always known") {
+      auto d = decide(ask("alice", "direct"), s);
+      REQUIRE(std::holds_alternative<Tunnel>(d));
+      CHECK(std::get<Tunnel>(d).route.region == "direct");
+      CHECK(std::get<Tunnel>(d).route.chosen_by == "username");
+    }
+    SUBCASE("a region's audience decides who may pick it") {
+      CHECK(std::get<Tunnel>(decide(ask("alice", "vip"), s)).route.region == "vip");
+      Deny d = deny_of(decide(ask("bob", "vip"), s));
+      CHECK(d.status == 403);
+      CHECK(d.rule == "egress_region");
+      CHECK(d.reason == "user bob may not use region vip");
+      CHECK(std::get<Tunnel>(decide(ask("bob", "fi"), s)).route.region == "fi");
+    }
+    SUBCASE("only the parameter audience may use parameters at all") {
+      s.egress.username_audience.groups = {"staff"};
+      auto outsider = ask("eve", "fi");
+      outsider.groups = nullptr;
+      Deny d = deny_of(decide(outsider, s));
+      CHECK(d.status == 403);
+      CHECK(d.rule == "egress_params");
+      CHECK(d.reason == "user eve may not use user name parameters");
+      // A session id alone is a parameter too.
+      auto sess = connect("example.com");
+      sess.user = "eve";
+      sess.session_id = "s1";
+      CHECK(deny_of(decide(sess, s)).rule == "egress_params");
+      CHECK(std::holds_alternative<Tunnel>(decide(ask("bob", "fi"), s)));
+    }
+    SUBCASE("anonymous requests may not use parameters") {
+      Deny d = deny_of(decide(ask("", "fi"), s));
+      CHECK(d.status == 403);
+      CHECK(d.rule == "egress_params");
+    }
+    SUBCASE("a deny rule still wins over a region asked for") {
+      Rule no = rule("no-example", Action::deny);
+      no.when.host = re(R"(^example\.com$)");
+      s.rules.push_back(no);
+      CHECK(deny_of(decide(ask("alice", "fi"), s)).rule == "no-example");
+      CHECK(deny_of(decide(ask("alice", "mars"), s)).rule == "no-example");
+    }
+    SUBCASE("allow-list mode still denies what no rule allows") {
+      s.default_action = Action::deny;
+      CHECK(deny_of(decide(ask("alice", "fi"), s)).rule == "default");
+    }
+  }
+
+  TEST_CASE("egress: sticky sessions") {
+    PolicySnapshot s;
+    s.egress.regions["fi"] = {};
+    s.egress.session_default_minutes = 15;
+    s.egress.session_max_minutes = 60;
+    auto f = connect("example.com");
+    f.user = "alice";
+    f.asked_region = "fi";
+
+    auto route = std::get<Tunnel>(decide(f, s)).route;
+    CHECK(route.session.empty());
+    CHECK(route.session_minutes == 0);
+
+    f.session_id = "s1";
+    route = std::get<Tunnel>(decide(f, s)).route;
+    CHECK(route.session == "s1");
+    CHECK(route.session_minutes == 15);
+
+    f.sesstime = 60;
+    CHECK(std::get<Tunnel>(decide(f, s)).route.session_minutes == 60);
+
+    f.sesstime = 61;
+    Deny d = deny_of(decide(f, s));
+    CHECK(d.status == 400);
+    CHECK(d.rule == "egress_session");
+    CHECK(d.reason == "sesstime 61 exceeds the maximum 60 minutes");
+
+    f.session_id = "";
+    f.sesstime = 5;
+    d = deny_of(decide(f, s));
+    CHECK(d.status == 400);
+    CHECK(d.rule == "egress_session");
+    CHECK(d.reason == "sesstime needs a session");
+
+    SUBCASE("a session without a region sticks inside the configured one") {
+      auto g = connect("example.com");
+      g.user = "alice";
+      g.session_id = "s2";
+      route = std::get<Tunnel>(decide(g, s)).route;
+      CHECK(route.region == "direct");
+      CHECK(route.chosen_by == "default");
+      CHECK(route.session == "s2");
+      CHECK(route.session_minutes == 15);
+    }
+  }
+
+  TEST_CASE("egress: a user name that cannot be parsed is a 400, before any challenge") {
+    PolicySnapshot s;
+    ListenerPolicy lp;
+    lp.name = "office";
+    lp.auth = AuthMode::required;
+    s.listeners.push_back(lp);
+    auto f = connect("example.com");
+    f.credentials_present = true;
+    f.username_error = "proxy user name: key \"region\" given twice";
+    Deny d = deny_of(decide(f, s));
+    CHECK(d.status == 400);
+    CHECK(d.rule == "username");
+    CHECK(d.reason == "proxy user name: key \"region\" given twice");
+    CHECK_FALSE(d.close);
+
+    SUBCASE("but after the client network check") {
+      s.listeners[0].allow_clients = {cidr("192.168.0.0/16")};
+      CHECK(deny_of(decide(f, s)).rule == "client_network");
+    }
   }
 
   TEST_CASE("decision names for logs") {

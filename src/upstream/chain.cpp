@@ -1,0 +1,82 @@
+#include "portier/upstream/chain.hpp"
+
+#include "portier/upstream/handshake.hpp"
+
+namespace portier::upstream {
+namespace {
+
+ProxyCredentials credentials_of(const http::ProxyUrl& hop) { return ProxyCredentials{hop.user, hop.password}; }
+
+// Asks `hop` (reached through `sock`) to open a tunnel to host:port.
+net::awaitable<Result<std::string>> through(net::tcp::socket& sock, const http::ProxyUrl& hop, std::string_view host,
+                                            std::uint16_t port, net::Clock::duration timeout) {
+  const std::string label = hop.label();
+  switch (hop.scheme) {
+    case http::ProxyScheme::http:
+      co_return co_await http_connect(sock, host, port, credentials_of(hop), timeout, label);
+    case http::ProxyScheme::socks5: {
+      auto r = co_await socks5_connect(sock, host, port, credentials_of(hop), timeout, label);
+      if (!r) co_return std::move(r).error();
+      co_return std::string{};
+    }
+    case http::ProxyScheme::https:
+      break;
+  }
+  co_return Error{errc::internal, Side::internal, label + ": https:// parents are not supported yet"};
+}
+
+}  // namespace
+
+net::awaitable<Result<OpenedPath>> open_path(std::span<const http::ProxyUrl> hops, std::string_view host,
+                                             std::uint16_t port, PathEnd end, const PathOptions& options,
+                                             bool& exit_fault) {
+  exit_fault = false;
+  if (hops.empty()) {
+    auto endpoints = co_await net::resolve(host, port, options.guard);
+    if (!endpoints) co_return std::move(endpoints).error();
+    auto conn = co_await net::connect_any(*endpoints, options.connect_timeout, options.bind);
+    if (!conn) co_return std::move(conn).error();
+    co_return OpenedPath{std::move(*conn), {}};
+  }
+
+  exit_fault = true;
+  // The first hop is a parent the admin configured: no SSRF guard on it.
+  const http::ProxyUrl& first = hops.front();
+  auto endpoints = co_await net::resolve(first.authority.host, first.authority.port, net::DestinationGuard{nullptr, true});
+  if (!endpoints) {
+    Error e = std::move(endpoints).error();
+    e.side = Side::upstream;
+    e.context = first.label() + ": " + e.context;
+    co_return e;
+  }
+  auto conn = co_await net::connect_any(*endpoints, options.connect_timeout, options.bind);
+  if (!conn) {
+    Error e = std::move(conn).error();
+    e.context = first.label() + ": " + e.context;
+    co_return e;
+  }
+  OpenedPath path{std::move(*conn), {}};
+
+  // Hop i opens a tunnel to hop i+1; the last hop to the target, unless the path ends at it.
+  const std::size_t asks = end == PathEnd::last_hop ? hops.size() - 1 : hops.size();
+  for (std::size_t i = 0; i < asks; ++i) {
+    const bool last = i + 1 == hops.size();
+    std::string_view next_host = last ? host : std::string_view(hops[i + 1].authority.host);
+    std::uint16_t next_port = last ? port : hops[i + 1].authority.port;
+    auto opened = co_await through(path.conn.socket, hops[i], next_host, next_port, options.connect_timeout);
+    if (!opened) {
+      // The last parent answered about the target: the exit works, the target is the problem.
+      if (last && opened.error().is(errc::parent_refused)) exit_fault = false;
+      co_return std::move(opened).error();
+    }
+    if (!opened->empty() && !last) {
+      // The next hop has not been spoken to yet: it cannot have sent anything.
+      co_return Error{errc::parent_bad_response, Side::upstream,
+                      hops[i].label() + ": sent bytes behind its 200 before the next hop was asked"};
+    }
+    path.leftover = std::move(*opened);
+  }
+  co_return path;
+}
+
+}  // namespace portier::upstream
