@@ -147,9 +147,12 @@ int check(const std::string& config_path) {
     return 1;
   }
   const auto& c = compiled.snapshot->config;
+  std::size_t exits = 0;
+  for (const auto& r : c.egress.regions) exits += r.exits.size();
   std::cout << "portier: config " << config_path << " is valid: " << c.listeners.size() << " listener(s), "
             << address_count(c) << " address(es), " << worker_count(c) << " worker(s), "
-            << compiled.snapshot->policy.rules.size() << " rule(s), " << c.lists.size() << " list(s)\n";
+            << compiled.snapshot->policy.rules.size() << " rule(s), " << c.lists.size() << " list(s), "
+            << c.egress.regions.size() << " region(s), " << exits << " exit(s)\n";
   return 0;
 }
 
