@@ -133,7 +133,9 @@ net::awaitable<bool> Session::handle_forward() {
     rec_.upstream = net::endpoint_string(up_->peer);
 
     bool answered = false;
+    parent_exit_ = end == upstream::PathEnd::last_hop ? exit->exit : nullptr;
     auto result = co_await exchange(head_for(*exit->exit, end), fopt, reused && attempt == 0 && !has_body, answered);
+    parent_exit_ = nullptr;
     if (result == Exchange::retry_fresh) {
       // A pooled connection the origin had closed: once more on a fresh one, with a parser that
       // has not seen the dead connection's end.
@@ -307,6 +309,14 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
         http::write_response_head(out_, h.status, h.reason, h.headers);
         if (auto w = co_await write_client(out_); !w) co_return w;
         continue;
+      }
+      if (h.status == 407 && parent_exit_ != nullptr) {
+        // The parent wants other credentials than the exit has: the client must not take that
+        // challenge for ours. It is the exit's failure (its config), so it counts against it.
+        const auto& egress = egress_->config();
+        parent_exit_->health->failed(net::Clock::now(), egress.fail_after, egress.down_for);
+        co_return Error{errc::parent_refused, Side::upstream,
+                        parent_exit_->config->hops.back().label() + ": the parent proxy rejected our credentials (407)"};
       }
       final_head = true;
       rec_.status = h.status;

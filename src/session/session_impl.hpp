@@ -120,6 +120,7 @@ class Session {
     }
   };
   ActiveExit active_exit_;
+  const ExitState* parent_exit_ = nullptr;  // set while a request goes to an http parent in absolute form
   net::tcp::socket client_;
   std::string listener_;
   std::string client_addr_;

@@ -65,8 +65,10 @@ net::awaitable<Result<OpenedPath>> open_path(std::span<const http::ProxyUrl> hop
     std::uint16_t next_port = last ? port : hops[i + 1].authority.port;
     auto opened = co_await through(path.conn.socket, hops[i], next_host, next_port, options.connect_timeout);
     if (!opened) {
-      // The last parent answered about the target: the exit works, the target is the problem.
-      if (last && opened.error().is(errc::parent_refused)) exit_fault = false;
+      // The last parent answered about the target: the exit works, the target is the problem. A
+      // refusal of our credentials (Side::internal) is the exit's own failure.
+      if (last && opened.error().is(errc::parent_refused) && opened.error().side == Side::upstream)
+        exit_fault = false;
       co_return std::move(opened).error();
     }
     if (!opened->empty() && !last) {

@@ -27,6 +27,9 @@ std::string printable(std::string_view s, std::size_t max = 80) {
 
 Error bad_response(std::string ctx) { return Error{errc::parent_bad_response, Side::upstream, std::move(ctx)}; }
 Error refused(std::string ctx) { return Error{errc::parent_refused, Side::upstream, std::move(ctx)}; }
+// The parent refused us (our credentials, or none where it wants some), not the target: the side is
+// internal (the configured exit is to blame), so open_path counts it against the exit.
+Error refused_us(std::string ctx) { return Error{errc::parent_refused, Side::internal, std::move(ctx)}; }
 Error bad_config(std::string ctx) { return Error{errc::bad_parent_config, Side::internal, std::move(ctx)}; }
 
 // Prefixes a codec error (whose context has no hop) with where it happened.
@@ -182,9 +185,9 @@ Error connect_refusal(const ConnectResponseParser& response, bool sent_credentia
     if (const auto* challenge = response.headers().find("Proxy-Authenticate"))
       ctx += "; Proxy-Authenticate: " + printable(*challenge);
     ctx += ")";
-  } else {
-    ctx += "the parent answered " + answer;
+    return refused_us(std::move(ctx));
   }
+  ctx += "the parent answered " + answer;
   return refused(std::move(ctx));
 }
 
@@ -212,9 +215,9 @@ Result<std::uint8_t> parse_method_choice(std::string_view reply, bool offered_us
   const auto method = static_cast<std::uint8_t>(reply[1]);
   if (ver != kVersion) return bad_response("not a SOCKS5 answer (version " + std::to_string(ver) + ")");
   if (method == kMethodNoneAcceptable) {
-    return refused(offered_user_pass
-                       ? "no acceptable authentication method (we offered none and user/password)"
-                       : "no acceptable authentication method (we offered none: the parent wants credentials?)");
+    return refused_us(offered_user_pass
+                          ? "no acceptable authentication method (we offered none and user/password)"
+                          : "no acceptable authentication method (we offered none: the parent wants credentials?)");
   }
   if (method == kMethodNoAuth || (method == kMethodUserPass && offered_user_pass)) return method;
   return bad_response("the parent chose authentication method " + std::to_string(method) + ", which we did not offer");
@@ -241,7 +244,7 @@ Result<void> parse_user_pass_reply(std::string_view reply) {
   const auto status = static_cast<std::uint8_t>(reply[1]);
   if (ver != 0x01 && ver != kVersion)
     return bad_response("not a SOCKS5 user/password answer (version " + std::to_string(ver) + ")");
-  if (status != 0) return refused("the parent rejected our credentials (status " + std::to_string(status) + ")");
+  if (status != 0) return refused_us("the parent rejected our credentials (status " + std::to_string(status) + ")");
   return Result<void>{};
 }
 
