@@ -101,11 +101,15 @@ constexpr std::size_t kMaxTableAtoms = 6;
 // almost every byte.
 class LiteralScanner {
  public:
-  void build(const std::vector<std::string>& atoms) {
+  // `postings[i]`: a range the caller keeps for literal i, returned by postings(i) from the same
+  // record that the scan has just compared, so looking it up costs no further cache miss.
+  void build(const std::vector<std::string>& atoms, const std::vector<std::pair<std::uint32_t, std::uint32_t>>& postings) {
     arena_.clear();
     atoms_.clear();
-    for (const auto& a : atoms) {
-      atoms_.push_back({static_cast<std::uint32_t>(arena_.size()), static_cast<std::uint32_t>(a.size())});
+    for (std::size_t i = 0; i < atoms.size(); ++i) {
+      const auto& a = atoms[i];
+      atoms_.push_back({static_cast<std::uint32_t>(arena_.size()), static_cast<std::uint32_t>(a.size()),
+                        postings[i].first, postings[i].second});
       for (char c : a) arena_.push_back(static_cast<char>(fold(static_cast<unsigned char>(c))));
     }
     for (std::size_t t = 0; t < kWidths.size(); ++t) {
@@ -157,6 +161,10 @@ class LiteralScanner {
     }
   }
 
+  std::pair<std::uint32_t, std::uint32_t> postings(std::uint32_t atom) const noexcept {
+    return {atoms_[atom].post_begin, atoms_[atom].post_end};
+  }
+
   std::size_t bytes() const noexcept {
     std::size_t n = arena_.capacity() + atoms_.capacity() * sizeof(Atom);
     for (const auto& t : tables_) n += t.bytes();
@@ -168,6 +176,8 @@ class LiteralScanner {
   struct Atom {
     std::uint32_t offset;
     std::uint32_t length;
+    std::uint32_t post_begin;
+    std::uint32_t post_end;
   };
   struct Keyed {
     std::uint32_t atom;
@@ -308,13 +318,13 @@ RE2::ErrorCode analyze(std::string_view pattern, const RE2::Options& o, PatternF
     out.unfiltered = true;
     return RE2::NoError;
   }
-  // The scan folds ASCII case only: a case-insensitive pattern with a non-ASCII literal can't be prefiltered.
-  if (!o.case_sensitive()) {
-    for (const auto& a : out.atoms) {
-      if (std::any_of(a.begin(), a.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
-        out.unfiltered = true;
-        return RE2::NoError;
-      }
+  // The scan folds ASCII case only, and FilteredRE2 lower-cases its literals in both modes (a
+  // case-sensitive "CAFÉ" gives "café", which a folded "CAFÉ" never contains): a pattern with a
+  // non-ASCII literal can't be prefiltered.
+  for (const auto& a : out.atoms) {
+    if (std::any_of(a.begin(), a.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+      out.unfiltered = true;
+      return RE2::NoError;
     }
   }
   if (out.atoms.size() > kMaxTableAtoms) {
@@ -331,8 +341,16 @@ RE2::ErrorCode analyze(std::string_view pattern, const RE2::Options& o, PatternF
   }
   // Exact: the prefilter passes on any one literal, each literal is itself a match of the pattern,
   // and the pattern has no anchor or word boundary, so a literal anywhere in the text is a match
-  // ("track(er|ing)\.example\.(com|net)"). Only for case-insensitive patterns, as the scan folds case.
-  if (o.case_sensitive() || !without_assertions(pattern)) return RE2::NoError;
+  // ("track(er|ing)\.example\.(com|net)"). Only for case-insensitive patterns, as the scan folds case;
+  // and not with inline flags: in a case-insensitive list "(?-i)trackme" is case-sensitive, while its
+  // literal "trackme" is found in "TRACKME" (a "(?" that is not "(?:" is enough to decline).
+  auto inline_flags = [&] {
+    for (auto k = pattern.find("(?"); k != std::string_view::npos; k = pattern.find("(?", k + 2)) {
+      if (k + 2 >= pattern.size() || pattern[k + 2] != ':') return true;
+    }
+    return false;
+  };
+  if (o.case_sensitive() || !without_assertions(pattern) || inline_flags()) return RE2::NoError;
   for (std::size_t b = 0; b < out.atoms.size(); ++b) {
     present.assign(1, static_cast<int>(b));
     f.AllPotentials(present, &passed);
@@ -341,6 +359,453 @@ RE2::ErrorCode analyze(std::string_view pattern, const RE2::Options& o, PatternF
   out.exact = true;
   return RE2::NoError;
 }
+
+// ---- compact verification ---------------------------------------------------------------------------
+//
+// Verifying a candidate with its own RE2 costs 4-10 us when the list is large, although the text is
+// short: each of 10,000 patterns matches rarely, so its RE2 object, program, DFA and DFA states are
+// cold, and they are reached one pointer after another. (Measured on 10,000 patterns whose RE2s had
+// each run once, with other memory traffic in between: 5-7 us at p50 for a PartialMatch on a 50-byte
+// URL with the DFA, and still 3.7 us with RE2's BitState engine, which touches no DFA state; so it is
+// the cold pointer chase, not the engine. perf puts the time in libre2 and RegexSet::match's loads.)
+// So patterns in a simple subset of the syntax also get a TinyProgram: their position (Glushkov)
+// automaton, at most 64 positions, in a few hundred contiguous bytes that match() prefetches for all
+// candidates at once and then runs as a bit-parallel NFA (0.1-0.3 us once in cache). What each single
+// character, class or escape accepts is not decided here but asked of RE2 (with the list's options)
+// for every ASCII byte, and a TinyProgram only runs on ASCII texts, so case folding and class
+// semantics are RE2's own; a text with a byte >= 0x80 (where RE2's Unicode folding lets 's' match
+// U+017F, 'k' U+212A) goes to RE2. Anything outside the subset (inline flags, \b, \A, \z, \Q,
+// octal escapes, an anchor not at the very start or end of a pattern without top-level '|',
+// non-ASCII bytes in the pattern) keeps RE2 as its only verifier. Equivalence with RE2 is checked by
+// a differential unit test over generated patterns and texts.
+namespace tiny {
+
+constexpr std::size_t kMaxPositions = 64;
+constexpr int kMaxDepth = 64;
+
+using ByteSet = std::array<std::uint64_t, 2>;  // ASCII bytes accepted by one position
+
+struct Node {
+  enum Kind : std::uint8_t { atom, concat, alt, repeat, empty } kind = empty;
+  int set = -1;  // atom: index into Builder::sets
+  int min = 0, max = 0;  // repeat: max -1 = unbounded
+  std::vector<Node> kids;
+};
+
+// Per build: the byte set of every distinct atom text, asked of RE2 once.
+class Builder {
+ public:
+  explicit Builder(const RE2::Options& o) : options_(o) { options_.set_max_mem(std::size_t{1} << 20); }
+
+  // The atom's byte set index, or -1 when RE2 rejects the atom on its own (never for valid input).
+  int atom(std::string_view text) {
+    auto it = cache_.find(std::string(text));
+    if (it != cache_.end()) return it->second;
+    RE2 re(piece(text), options_);
+    int index = -1;
+    if (re.ok()) {
+      ByteSet s{0, 0};
+      for (int c = 0; c < 128; ++c) {
+        char ch = static_cast<char>(c);
+        if (RE2::FullMatch(re2::StringPiece(&ch, 1), re)) s[c >> 6] |= std::uint64_t{1} << (c & 63);
+      }
+      index = static_cast<int>(sets.size());
+      sets.push_back(s);
+    }
+    cache_.emplace(std::string(text), index);
+    return index;
+  }
+
+  std::vector<ByteSet> sets;
+
+ private:
+  RE2::Options options_;
+  std::unordered_map<std::string, int> cache_;
+};
+
+// Recursive descent over the RE2 syntax subset; any doubt returns false (the pattern keeps RE2 only).
+// The pattern is known to be valid RE2, so only the shapes RE2 accepts need telling apart.
+class Parser {
+ public:
+  Parser(std::string_view p, Builder& b) : p_(p), b_(b) {}
+
+  bool parse(Node& root, bool& anchored_start, bool& anchored_end) {
+    for (char c : p_) {
+      if (static_cast<unsigned char>(c) >= 0x80 || c == '\0') return false;
+    }
+    std::string_view body = p_;
+    anchored_start = body.starts_with('^');
+    if (anchored_start) body.remove_prefix(1);
+    // A final unescaped '$': count the backslashes before it.
+    anchored_end = false;
+    if (body.ends_with('$')) {
+      std::size_t k = body.size() - 1, slashes = 0;
+      while (k > 0 && body[k - 1] == '\\') --k, ++slashes;
+      if (slashes % 2 == 0) {
+        anchored_end = true;
+        body.remove_suffix(1);
+      }
+    }
+    p_ = body;
+    i_ = 0;
+    if (!alternation(root, 0)) return false;
+    if (i_ != p_.size()) return false;
+    // ^a|b anchors only the first branch: not handled.
+    if ((anchored_start || anchored_end) && root.kind == Node::alt) return false;
+    return true;
+  }
+
+ private:
+  bool alternation(Node& out, int depth) {
+    if (depth > kMaxDepth) return false;
+    Node branch;
+    if (!concatenation(branch, depth)) return false;
+    if (i_ >= p_.size() || p_[i_] != '|') {
+      out = std::move(branch);
+      return true;
+    }
+    out = Node{};
+    out.kind = Node::alt;
+    out.kids.push_back(std::move(branch));
+    while (i_ < p_.size() && p_[i_] == '|') {
+      ++i_;
+      Node next;
+      if (!concatenation(next, depth)) return false;
+      out.kids.push_back(std::move(next));
+    }
+    return true;
+  }
+
+  bool concatenation(Node& out, int depth) {
+    out = Node{};
+    out.kind = Node::concat;
+    while (i_ < p_.size() && p_[i_] != '|' && p_[i_] != ')') {
+      Node a;
+      if (!atom(a, depth)) return false;
+      // At most one repetition operator (RE2 rejects "a**"), with an optional non-greedy '?',
+      // which makes no difference to whether there is a match.
+      int min = 0, max = 0;
+      if (repetition(min, max)) {
+        if (i_ < p_.size() && p_[i_] == '?') ++i_;
+        if (i_ < p_.size() && (p_[i_] == '*' || p_[i_] == '+' || p_[i_] == '?' || repetition_ahead())) return false;
+        Node r;
+        r.kind = Node::repeat;
+        r.min = min;
+        r.max = max;
+        r.kids.push_back(std::move(a));
+        out.kids.push_back(std::move(r));
+      } else {
+        out.kids.push_back(std::move(a));
+      }
+    }
+    if (out.kids.empty()) out.kind = Node::empty;
+    return true;
+  }
+
+  // {n}, {n,}, {n,m}; any other '{' is a literal in RE2.
+  bool repetition_ahead() const {
+    std::size_t j = i_;
+    int min = 0, max = 0;
+    return brace(j, min, max);
+  }
+  bool brace(std::size_t& j, int& min, int& max) const {
+    if (j >= p_.size() || p_[j] != '{') return false;
+    std::size_t k = j + 1;
+    auto number = [&](int& v) {
+      std::size_t start = k;
+      v = 0;
+      while (k < p_.size() && p_[k] >= '0' && p_[k] <= '9' && k - start < 5) v = v * 10 + (p_[k++] - '0');
+      return k > start && !(k < p_.size() && p_[k] >= '0' && p_[k] <= '9');
+    };
+    if (!number(min)) return false;
+    max = min;
+    if (k < p_.size() && p_[k] == ',') {
+      ++k;
+      if (k < p_.size() && p_[k] == '}') {
+        max = -1;
+      } else if (!number(max)) {
+        return false;
+      }
+    }
+    if (k >= p_.size() || p_[k] != '}') return false;
+    j = k + 1;
+    return true;
+  }
+  bool repetition(int& min, int& max) {
+    if (i_ >= p_.size()) return false;
+    switch (p_[i_]) {
+      case '*': min = 0, max = -1, ++i_; return true;
+      case '+': min = 1, max = -1, ++i_; return true;
+      case '?': min = 0, max = 1, ++i_; return true;
+      default: return brace(i_, min, max);
+    }
+  }
+
+  bool leaf(Node& out, std::size_t from) {
+    out = Node{};
+    out.kind = Node::atom;
+    out.set = b_.atom(p_.substr(from, i_ - from));
+    return out.set >= 0;
+  }
+
+  bool atom(Node& out, int depth) {
+    std::size_t from = i_;
+    char c = p_[i_];
+    switch (c) {
+      case '(': {
+        ++i_;
+        if (i_ < p_.size() && p_[i_] == '?') {  // only (?: ... ); flags and names are not handled
+          if (i_ + 1 >= p_.size() || p_[i_ + 1] != ':') return false;
+          i_ += 2;
+        }
+        if (!alternation(out, depth + 1)) return false;
+        if (i_ >= p_.size() || p_[i_] != ')') return false;
+        ++i_;
+        return true;
+      }
+      case '[': return char_class() && leaf(out, from);
+      case '\\': return escape() && leaf(out, from);
+      case '^': case '$': case '*': case '+': case '?': case ')': case '|': return false;
+      case '{': if (repetition_ahead()) return false; [[fallthrough]];
+      default: ++i_; return leaf(out, from);  // a literal byte, or '.'
+    }
+  }
+
+  static bool hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+  // One escape as a single character or class: \. \/ \d \w \s \D \W \S \n \t \r \f \v \a \xHH \x{H..}
+  // \pL \p{Name} (\P too). Everything else (\b \B \A \z \Q \E \C, digits) is not handled.
+  bool escape() {
+    if (i_ + 1 >= p_.size()) return false;
+    char e = p_[i_ + 1];
+    auto alnum = [](char x) { return (x >= '0' && x <= '9') || (x >= 'a' && x <= 'z') || (x >= 'A' && x <= 'Z'); };
+    if (!alnum(e) && e != '_') {
+      i_ += 2;
+      return true;
+    }
+    switch (e) {
+      case 'd': case 'D': case 'w': case 'W': case 's': case 'S':
+      case 'n': case 't': case 'r': case 'f': case 'v': case 'a':
+        i_ += 2;
+        return true;
+      case 'x':
+        if (i_ + 3 < p_.size() && hex(p_[i_ + 2]) && hex(p_[i_ + 3])) {
+          i_ += 4;
+          return true;
+        }
+        [[fallthrough]];
+      case 'p': case 'P': {
+        if (i_ + 2 >= p_.size()) return false;
+        if (p_[i_ + 2] != '{') {
+          if (e == 'x') return false;
+          i_ += 3;  // \pL
+          return true;
+        }
+        auto close = p_.find('}', i_ + 3);
+        if (close == std::string_view::npos) return false;
+        i_ = close + 1;
+        return true;
+      }
+      default: return false;
+    }
+  }
+
+  // Finds the end of [...]. A ']' first (after an optional '^') is a literal; a backslash escapes the
+  // next byte; "[:name:]" is a POSIX class. Any other '[' inside, or \Q \E, is not handled.
+  bool char_class() {
+    std::size_t j = i_ + 1;
+    if (j < p_.size() && p_[j] == '^') ++j;
+    if (j < p_.size() && p_[j] == ']') ++j;
+    while (j < p_.size() && p_[j] != ']') {
+      if (p_[j] == '\\') {
+        if (j + 1 >= p_.size() || p_[j + 1] == 'Q' || p_[j + 1] == 'E') return false;
+        j += 2;
+      } else if (p_[j] == '[') {
+        if (j + 1 >= p_.size() || p_[j + 1] != ':') return false;
+        auto close = p_.find(":]", j + 2);
+        if (close == std::string_view::npos) return false;
+        for (std::size_t k = j + 2; k < close; ++k) {
+          if (!(p_[k] >= 'a' && p_[k] <= 'z') && !(k == j + 2 && p_[k] == '^')) return false;
+        }
+        j = close + 2;
+      } else {
+        ++j;
+      }
+    }
+    if (j >= p_.size()) return false;
+    i_ = j + 1;
+    return true;
+  }
+
+  std::string_view p_;
+  std::size_t i_ = 0;
+  Builder& b_;
+};
+
+// The position automaton: for each position its byte set and the positions that may follow it.
+struct Automaton {
+  std::vector<int> set;  // position -> byte set index
+  std::vector<std::uint64_t> follow;
+
+  struct Info {
+    bool nullable = true;
+    std::uint64_t first = 0, last = 0;
+  };
+
+  int steps = 0;  // bounds the work on nested repeats of empty groups, which add no positions
+
+  // Each visit of a node makes fresh positions, so a repeat is built from copies of its operand.
+  bool build(const Node& n, Info& out) {
+    if (++steps > 10000) return false;
+    switch (n.kind) {
+      case Node::empty: out = {}; return true;
+      case Node::atom: {
+        if (set.size() >= kMaxPositions) return false;
+        std::uint64_t bit = std::uint64_t{1} << set.size();
+        set.push_back(n.set);
+        follow.push_back(0);
+        out = {false, bit, bit};
+        return true;
+      }
+      case Node::concat: {
+        out = {};
+        for (const auto& k : n.kids) {
+          Info i;
+          if (!build(k, i)) return false;
+          append(out, i);
+        }
+        return true;
+      }
+      case Node::alt: {
+        out = {false, 0, 0};
+        for (const auto& k : n.kids) {
+          Info i;
+          if (!build(k, i)) return false;
+          out.nullable = out.nullable || i.nullable;
+          out.first |= i.first;
+          out.last |= i.last;
+        }
+        return true;
+      }
+      case Node::repeat: {
+        // x{n,m} = x..x (n times) then x? (m-n times); x{n,} = x..x (n-1 times) then x+ (x* if n is 0).
+        out = {};
+        const Node& x = n.kids.front();
+        int copies = n.max < 0 ? std::max(n.min, 1) : n.max;
+        if (copies > static_cast<int>(kMaxPositions)) return false;
+        for (int c = 0; c < copies; ++c) {
+          Info i;
+          if (!build(x, i)) return false;
+          if (n.max < 0 && c == copies - 1) {  // the last copy loops
+            loop(i);
+            if (n.min == 0) i.nullable = true;
+          } else if (c >= n.min) {
+            i.nullable = true;
+          }
+          append(out, i);
+        }
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void loop(const Info& i) {
+    for (std::uint64_t l = i.last; l != 0; l &= l - 1) follow[std::countr_zero(l)] |= i.first;
+  }
+  void append(Info& acc, const Info& next) {
+    for (std::uint64_t l = acc.last; l != 0; l &= l - 1) follow[std::countr_zero(l)] |= next.first;
+    acc.first |= acc.nullable ? next.first : 0;
+    acc.last = next.last | (next.nullable ? acc.last : 0);
+    acc.nullable = acc.nullable && next.nullable;
+  }
+};
+
+// Layout in 64-bit words, contiguous so one prefetch pass brings it in:
+//   [0] positions | sets << 8 | flags << 16   [1] first   [2] last
+//   [3 .. 3+n)  follow, by position
+//   then n 32-bit position descriptors, two a word: bytes a and b (accepts c == a || c == b), or
+//       kSetFlag | index << 8 for a byte set, stored after the descriptors as two words each.
+constexpr std::uint64_t kAnchoredStart = 1, kAnchoredEnd = 2, kNullable = 4;
+constexpr std::uint32_t kSetFlag = 1u << 31;
+
+// Appends the program for `pattern` to `code`; false when the pattern is outside the subset.
+bool compile(std::string_view pattern, Builder& b, std::vector<std::uint64_t>& code) {
+  Node root;
+  bool anchored_start = false, anchored_end = false;
+  if (!Parser(pattern, b).parse(root, anchored_start, anchored_end)) return false;
+  Automaton a;
+  Automaton::Info info;
+  if (!a.build(root, info) || a.set.empty()) return false;
+  std::size_t n = a.set.size();
+  std::vector<std::uint32_t> desc(n);
+  std::vector<int> own_sets;  // byte sets of more than two bytes, stored with the program
+  for (std::size_t p = 0; p < n; ++p) {
+    const ByteSet& s = b.sets[static_cast<std::size_t>(a.set[p])];
+    int count = std::popcount(s[0]) + std::popcount(s[1]);
+    if (count == 0) return false;  // accepts no ASCII byte (e.g. \pN's non-ASCII part only): leave it to RE2
+    if (count <= 2) {
+      unsigned lo = s[0] != 0 ? static_cast<unsigned>(std::countr_zero(s[0])) : 64u + static_cast<unsigned>(std::countr_zero(s[1]));
+      unsigned hi = s[1] != 0 ? 127u - static_cast<unsigned>(std::countl_zero(s[1])) : 63u - static_cast<unsigned>(std::countl_zero(s[0]));
+      desc[p] = lo | hi << 8;
+    } else {
+      auto it = std::find(own_sets.begin(), own_sets.end(), a.set[p]);
+      if (it == own_sets.end()) it = own_sets.insert(own_sets.end(), a.set[p]);
+      desc[p] = kSetFlag | static_cast<std::uint32_t>(it - own_sets.begin()) << 8;
+    }
+  }
+  std::uint64_t flags = (anchored_start ? kAnchoredStart : 0) | (anchored_end ? kAnchoredEnd : 0) |
+                        (info.nullable ? kNullable : 0);
+  code.push_back(n | own_sets.size() << 8 | flags << 16);
+  code.push_back(info.first);
+  code.push_back(info.last);
+  code.insert(code.end(), a.follow.begin(), a.follow.end());
+  for (std::size_t p = 0; p < n; p += 2) code.push_back(desc[p] | (p + 1 < n ? std::uint64_t{desc[p + 1]} << 32 : 0));
+  for (int s : own_sets) {
+    code.push_back(b.sets[static_cast<std::size_t>(s)][0]);
+    code.push_back(b.sets[static_cast<std::size_t>(s)][1]);
+  }
+  return true;
+}
+
+// Asks for all of a program's cache lines at once (they are independent), so the misses overlap.
+void prefetch(const std::uint64_t* code, std::size_t words) noexcept {
+  const char* p = reinterpret_cast<const char*>(code);
+  for (std::size_t off = 0; off < words * 8; off += 64) __builtin_prefetch(p + off);
+  __builtin_prefetch(p + words * 8 - 1);  // (the program need not start on a line boundary)
+}
+
+// Whether the pattern matches somewhere in `text` (ASCII only): the set of positions that the text
+// so far can end in, advanced a byte at a time; unanchored patterns may start at every byte.
+bool run(const std::uint64_t* code, std::string_view text) noexcept {
+  std::size_t n = code[0] & 0xFF;
+  std::uint64_t flags = code[0] >> 16;
+  bool anchored_start = (flags & kAnchoredStart) != 0, anchored_end = (flags & kAnchoredEnd) != 0;
+  if ((flags & kNullable) != 0 && (!anchored_start || !anchored_end || text.empty())) return true;
+  std::uint64_t first = code[1], last = code[2];
+  const std::uint64_t* follow = code + 3;
+  const std::uint64_t* desc = code + 3 + n;  // two 32-bit descriptors a word
+  const std::uint64_t* sets = code + 3 + n + (n + 1) / 2;
+  std::uint64_t now = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    std::uint64_t next = anchored_start && i > 0 ? 0 : first;
+    for (std::uint64_t d = now; d != 0; d &= d - 1) next |= follow[std::countr_zero(d)];
+    if (next == 0) return false;
+    now = 0;
+    for (std::uint64_t d = next; d != 0; d &= d - 1) {
+      int p = std::countr_zero(d);
+      auto x = static_cast<std::uint32_t>(desc[p >> 1] >> (32 * (p & 1)));
+      bool ok = (x & kSetFlag) != 0 ? (sets[2 * ((x >> 8) & 0xFF) + (c >> 6)] >> (c & 63) & 1) != 0
+                                   : (c == (x & 0xFF) || c == ((x >> 8) & 0xFF));
+      if (ok) now |= std::uint64_t{1} << p;
+    }
+    if ((now & last) != 0 && (!anchored_end || i + 1 == text.size())) return true;
+  }
+  return false;
+}
+
+}  // namespace tiny
 
 std::string budget_message(std::string_view name, std::size_t max_mem) {
   return "regex list " + std::string(name) + ": compiled automaton exceeds max_mem " + format_bytes(max_mem) +
@@ -351,13 +816,47 @@ std::string budget_message(std::string_view name, std::size_t max_mem) {
 // cleared after every use, so lists of any size can share them.
 struct MatchScratch {
   std::vector<int> found;  // literal occurrences
-  std::vector<std::uint8_t> seen;  // by literal
-  std::vector<std::uint32_t> seen_list;
-  std::vector<std::uint8_t> touched;  // by prefiltered pattern
-  std::vector<std::uint32_t> touched_list;
+  std::vector<std::uint32_t> touched_list;  // records
   std::vector<std::uint32_t> candidates;
   std::vector<int> hits;  // RE2::Set matches
+  std::string folded;     // see fold_to_ascii
 };
+
+bool is_ascii(std::string_view text) noexcept {
+  std::uint64_t high = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= text.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, text.data() + i, 8);
+    high |= w;
+  }
+  for (; i < text.size(); ++i) high |= static_cast<unsigned char>(text[i]);
+  return (high & 0x8080808080808080ull) == 0;
+}
+
+// RE2's case folding is Unicode's: a case-insensitive 's' also matches U+017F (long s, C5 BF) and
+// 'k' U+212A (Kelvin sign, E2 84 AA); no other non-ASCII character folds to an ASCII one (checked
+// over every code point). The literal scan folds ASCII only, so for a case-insensitive list these
+// two are replaced by 's' and 'k' in a copy of the text that only the scan reads; otherwise
+// "track[0-9]+/seo" would not be a candidate for "track1/\u017Feo", which RE2 matches.
+std::string_view fold_to_ascii(std::string_view text, std::string& out) {
+  if (text.find("\xC5\xBF") == std::string_view::npos && text.find("\xE2\x84\xAA") == std::string_view::npos) {
+    return text;
+  }
+  out.clear();
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text.compare(i, 2, "\xC5\xBF") == 0) {
+      out += 's';
+      i += 1;
+    } else if (text.compare(i, 3, "\xE2\x84\xAA") == 0) {
+      out += 'k';
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -368,22 +867,24 @@ struct RegexSet::Impl {
     std::vector<std::uint32_t> entry;  // Set index -> entry index (ascending)
   };
 
-  // Prefiltered patterns, in entry order ("strong" index s).
-  std::vector<std::unique_ptr<RE2>> re;     // s -> its RE2 (null for exact patterns)
-  std::vector<std::uint32_t> strong_entry;  // s -> entry index
-  std::vector<std::uint64_t> table;         // s -> truth table over its literals
-  std::vector<std::uint8_t> any;            // s -> passes on any literal
-  std::vector<std::uint8_t> exact;          // s -> a passing prefilter is a match
-  std::vector<std::uint32_t> atom_begin;    // s -> range in atom_ids (size strong + 1)
-  std::vector<std::uint32_t> atom_ids;      // the literals of each pattern, as global ids
-  std::vector<std::uint32_t> posting_begin;  // literal -> range in postings (size literals + 1)
-  std::vector<std::uint32_t> postings;       // patterns keyed by each literal
+  // Prefiltered patterns, in entry order ("strong" index s). What match() reads about one is a
+  // record in `records`, contiguous with its TinyProgram, so that a candidate costs one round of
+  // (prefetched, overlapping) cache misses rather than one per array:
+  //   [0] the truth table over its literals
+  //   [1] entry index | s << 32
+  //   [2] literal count | any << 8 | exact << 9 | TinyProgram words << 16
+  //   then, unless any, its literals' ids two a word; then its TinyProgram if it has one.
+  static constexpr std::uint64_t kAny = 1 << 8, kExact = 1 << 9;
+  std::vector<std::uint64_t> records;
+  std::vector<std::unique_ptr<RE2>> re;  // s -> its RE2 (null for exact patterns)
+  std::size_t tiny_count = 0;
+  std::vector<std::uint32_t> postings;   // records keyed by each literal (ranges kept by the scanner)
   LiteralScanner literals;
-  std::size_t literal_count = 0;
 
   std::vector<std::unique_ptr<Shard>> shards;  // the other patterns, in entry order
   std::size_t compiled_bytes = 0;
   std::size_t max_mem = 0;
+  bool case_insensitive = true;
 };
 
 RegexSet::RegexSet() = default;
@@ -391,7 +892,8 @@ RegexSet::RegexSet(RegexSet&&) noexcept = default;
 RegexSet& RegexSet::operator=(RegexSet&&) noexcept = default;
 RegexSet::~RegexSet() = default;
 
-std::size_t RegexSet::prefiltered() const noexcept { return impl_ ? impl_->re.size() : 0; }
+std::size_t RegexSet::prefiltered() const noexcept { return impl_ ? impl_->re.size() : 0; }  // (one per record)
+std::size_t RegexSet::compact_verified() const noexcept { return impl_ ? impl_->tiny_count : 0; }
 std::size_t RegexSet::shards() const noexcept { return impl_ ? impl_->shards.size() : 0; }
 std::size_t RegexSet::compiled_bytes() const noexcept { return impl_ ? impl_->compiled_bytes : 0; }
 
@@ -403,6 +905,7 @@ Result<RegexSet> RegexSet::build(std::string_view list_name, std::string file, s
   rs.impl_ = std::make_unique<Impl>();
   Impl& impl = *rs.impl_;
   impl.max_mem = options.max_mem;
+  impl.case_insensitive = options.case_insensitive;
   std::size_t bytes = 0;
   for (const auto& l : lines) bytes += l.pattern.size();
   rs.arena_.reserve(bytes);
@@ -440,7 +943,7 @@ Result<RegexSet> RegexSet::build(std::string_view list_name, std::string file, s
   std::unordered_map<std::string_view, std::uint32_t> literal_id;
   std::vector<std::string> literals;
   std::vector<std::vector<std::uint32_t>> keyed;  // literal -> strong patterns
-  impl.atom_begin.push_back(0);
+  tiny::Builder tiny_builder(pattern_options);
   for (std::uint32_t i = 0; i < lines.size(); ++i) {
     const auto& f = filters[i];
     bool weak = f.unfiltered;
@@ -469,42 +972,61 @@ Result<RegexSet> RegexSet::build(std::string_view list_name, std::string file, s
       if (left_out == (1u << f.atoms.size()) - 1) left_out = 0;  // (a prefilter that passes on nothing)
     }
     auto s = static_cast<std::uint32_t>(impl.re.size());
+    auto record = static_cast<std::uint32_t>(impl.records.size());
+    if (impl.records.size() > UINT32_MAX - 1024) return list_error(budget_message(rs.name_, options.max_mem));
+    impl.records.push_back(f.table);
+    impl.records.push_back(i | std::uint64_t{s} << 32);
+    impl.records.push_back(0);  // below
+    std::uint64_t flags = (f.any ? Impl::kAny : 0) | (f.exact ? Impl::kExact : 0);
+    std::size_t ids_at = impl.records.size();
+    if (!f.any) {
+      flags |= f.atoms.size();
+      impl.records.resize(ids_at + (f.atoms.size() + 1) / 2, 0);
+    }
     for (std::size_t b = 0; b < f.atoms.size(); ++b) {
       auto [it, added] = literal_id.try_emplace(f.atoms[b], static_cast<std::uint32_t>(literals.size()));
       if (added) {
         literals.push_back(f.atoms[b]);
         keyed.emplace_back();
       }
-      impl.atom_ids.push_back(it->second);
-      if (f.any || ((left_out >> b) & 1) == 0) keyed[it->second].push_back(s);
+      if (!f.any) impl.records[ids_at + b / 2] |= std::uint64_t{it->second} << (32 * (b % 2));
+      if (f.any || ((left_out >> b) & 1) == 0) keyed[it->second].push_back(record);
     }
-    impl.atom_begin.push_back(static_cast<std::uint32_t>(impl.atom_ids.size()));
-    impl.table.push_back(f.table);
-    impl.any.push_back(f.any ? 1 : 0);
-    impl.exact.push_back(f.exact ? 1 : 0);
-    impl.strong_entry.push_back(i);
     if (f.exact) {  // never run: finding a literal is the match
+      impl.records[record + 2] = flags;
       impl.re.push_back(nullptr);
       continue;
     }
     auto re = std::make_unique<RE2>(piece(lines[i].pattern), pattern_options);
     if (!re->ok()) return rejected(i, re->error_code());
     impl.re.push_back(std::move(re));
+    // The RE2 stays for texts that are not ASCII.
+    std::size_t at = impl.records.size();
+    if (tiny::compile(lines[i].pattern, tiny_builder, impl.records)) {
+      flags |= (impl.records.size() - at) << 16;  // (at most 3 + 64 + 32 + 128 words)
+      ++impl.tiny_count;
+    } else {
+      impl.records.resize(at);
+    }
+    impl.records[record + 2] = flags;
   }
-  impl.literal_count = literals.size();
-  impl.posting_begin.push_back(0);
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> ranges;
   for (const auto& k : keyed) {
+    ranges.emplace_back(static_cast<std::uint32_t>(impl.postings.size()),
+                        static_cast<std::uint32_t>(impl.postings.size() + k.size()));
     impl.postings.insert(impl.postings.end(), k.begin(), k.end());
-    impl.posting_begin.push_back(static_cast<std::uint32_t>(impl.postings.size()));
   }
-  impl.literals.build(literals);
+  impl.literals.build(literals, ranges);
   literal_id.clear();  // views into `literals` and `filters`
   frequency.clear();
 
-  std::size_t used = impl.literals.bytes() +
-                     (impl.atom_ids.size() + impl.atom_begin.size() + impl.postings.size() +
-                      impl.posting_begin.size() + impl.strong_entry.size()) * sizeof(std::uint32_t) +
-                     impl.table.size() * sizeof(std::uint64_t) + impl.any.size() + impl.exact.size();
+  impl.records.shrink_to_fit();
+  impl.postings.shrink_to_fit();
+  std::size_t used = impl.literals.bytes() + impl.postings.capacity() * sizeof(std::uint32_t) +
+                     impl.records.capacity() * sizeof(std::uint64_t) + impl.re.capacity() * sizeof(void*);
+  for (const auto& re : impl.re) {
+    if (re) used += sizeof(RE2);
+  }
   for (const auto& re : impl.re) {
     if (re) used += static_cast<std::size_t>(re->ProgramSize()) * kInstBytes;
   }
@@ -542,45 +1064,66 @@ Result<const RegexSet::Entry*> RegexSet::match(std::string_view text) const {
   thread_local MatchScratch s;
 
   // Prefiltered patterns: the literals found touch the patterns keyed by them; those whose prefilter
-  // passes are verified by their own RE2, lowest line first.
+  // passes are verified, lowest line first: not at all when exact, else by their TinyProgram (ASCII
+  // texts) or their own RE2.
+  bool ascii = is_ascii(text);
   s.found.clear();
-  impl.literals.scan(text, s.found);
+  impl.literals.scan(ascii || !impl.case_insensitive ? text : fold_to_ascii(text, s.folded), s.found);
   if (!s.found.empty()) {
-    if (s.seen.size() < impl.literal_count) s.seen.resize(impl.literal_count, 0);
-    if (s.touched.size() < impl.re.size()) s.touched.resize(impl.re.size(), 0);
-    s.seen_list.clear();
+    // The literals found, each once, sorted; the records keyed by them, each once, in entry order
+    // (records are laid out in entry order). Sorting these short lists replaces marks in arrays
+    // indexed by literal or pattern, which would be cache misses of their own.
+    std::sort(s.found.begin(), s.found.end());
+    s.found.erase(std::unique(s.found.begin(), s.found.end()), s.found.end());
     s.touched_list.clear();
     for (int found : s.found) {
-      auto a = static_cast<std::uint32_t>(found);
-      if (s.seen[a] != 0) continue;
-      s.seen[a] = 1;
-      s.seen_list.push_back(a);
-      for (auto k = impl.posting_begin[a]; k < impl.posting_begin[a + 1]; ++k) {
-        auto p = impl.postings[k];
-        if (s.touched[p] == 0) {
-          s.touched[p] = 1;
-          s.touched_list.push_back(p);
-        }
+      auto [begin, end] = impl.literals.postings(static_cast<std::uint32_t>(found));
+      for (auto k = begin; k < end; ++k) {
+        auto r = impl.postings[k];
+        __builtin_prefetch(impl.records.data() + r);
+        s.touched_list.push_back(r);
       }
     }
+    std::sort(s.touched_list.begin(), s.touched_list.end());
+    s.touched_list.erase(std::unique(s.touched_list.begin(), s.touched_list.end()), s.touched_list.end());
     s.candidates.clear();
-    for (auto p : s.touched_list) {
-      s.touched[p] = 0;
-      if (impl.any[p] != 0) {
-        s.candidates.push_back(p);
+    for (auto r : s.touched_list) {
+      const std::uint64_t* rec = impl.records.data() + r;
+      if ((rec[2] & Impl::kAny) != 0) {
+        s.candidates.push_back(r);
         continue;
       }
       std::uint32_t mask = 0;
-      for (auto k = impl.atom_begin[p]; k < impl.atom_begin[p + 1]; ++k) {
-        if (s.seen[impl.atom_ids[k]] != 0) mask |= 1u << (k - impl.atom_begin[p]);
+      std::size_t count = rec[2] & 0xFF;
+      for (std::size_t b = 0; b < count; ++b) {
+        auto id = static_cast<int>(static_cast<std::uint32_t>(rec[3 + b / 2] >> (32 * (b % 2))));
+        if (std::binary_search(s.found.begin(), s.found.end(), id)) mask |= 1u << b;
       }
-      if ((impl.table[p] >> mask) & 1) s.candidates.push_back(p);
+      if ((rec[0] >> mask) & 1) s.candidates.push_back(r);
     }
-    for (auto a : s.seen_list) s.seen[a] = 0;
-    std::sort(s.candidates.begin(), s.candidates.end());
-    for (auto p : s.candidates) {
-      if (impl.exact[p] != 0 || RE2::PartialMatch(piece(text), *impl.re[p])) {
-        best = impl.strong_entry[p];
+    // TinyPrograms run on ASCII texts only (see tiny); their lines are all requested up front.
+    auto tiny_of = [&](const std::uint64_t* rec) {
+      std::size_t count = rec[2] & 0xFF;
+      return rec + 3 + (count + 1) / 2;
+    };
+    if (ascii) {
+      std::size_t ahead = 0;
+      for (auto r : s.candidates) {
+        const std::uint64_t* rec = impl.records.data() + r;
+        if ((rec[2] & Impl::kExact) != 0) break;  // verification stops there
+        auto words = static_cast<std::size_t>(rec[2] >> 16);
+        if (words == 0) continue;
+        tiny::prefetch(tiny_of(rec), words);
+        if (++ahead == 8) break;
+      }
+    }
+    for (auto r : s.candidates) {
+      const std::uint64_t* rec = impl.records.data() + r;
+      bool hit = (rec[2] & Impl::kExact) != 0 ? true
+                 : ascii && (rec[2] >> 16) != 0 ? tiny::run(tiny_of(rec), text)
+                                                : RE2::PartialMatch(piece(text), *impl.re[rec[1] >> 32]);
+      if (hit) {
+        best = static_cast<std::uint32_t>(rec[1]);
         break;
       }
     }

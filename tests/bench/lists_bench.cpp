@@ -331,9 +331,9 @@ int main(int argc, char** argv) {
       }
       return m->has_value();
     });
-    std::printf("regex list: %zu patterns, %zu prefiltered by literals, %zu in %zu RE2::Set(s); budget counted "
-                "%.1f of %zu MiB; %zu match failures\n",
-                set->size(), set->prefiltered(), set->size() - set->prefiltered(), set->shards(),
+    std::printf("regex list: %zu patterns, %zu prefiltered by literals (%zu of them verified by a TinyProgram), "
+                "%zu in %zu RE2::Set(s); budget counted %.1f of %zu MiB; %zu match failures\n",
+                set->size(), set->prefiltered(), set->compact_verified(), set->size() - set->prefiltered(), set->shards(),
                 static_cast<double>(set->compiled_bytes()) / (1 << 20), spec.max_mem >> 20, failures);
     row.rss_matched_mb = (static_cast<double>(rss_kib()) - static_cast<double>(row.before_kib)) / 1024;
     rows.push_back(row);

@@ -4,7 +4,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cctype>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -304,6 +306,294 @@ TEST_CASE("a list set finds lists by name") {
   lists.add(compile_list(spec("ads", ListKind::domain), "other.example\n").list);
   CHECK(lists.size() == 2);
   CHECK(hit(*lists.find("ads"), "other.example") == "rules/lists/test.txt:1 other.example");
+}
+
+// ---- compact verification (TinyProgram) ----------------------------------------------------------
+
+namespace {
+
+// The compiled set and the line each text should get: the first pattern RE2::PartialMatch accepts.
+struct Reference {
+  std::vector<std::unique_ptr<RE2>> each;
+  RegexSet set;
+
+  Reference(const std::vector<std::string>& patterns, bool case_insensitive, std::size_t shard_size = 0) {
+    std::string text;
+    for (const auto& p : patterns) text += p + "\n";
+    auto parsed = parse_regex_list(text, "r.txt", case_insensitive);
+    REQUIRE(parsed.errors.empty());
+    REQUIRE(parsed.entries.size() == patterns.size());
+    auto built = RegexSet::build("r", "r.txt", parsed.entries, RegexOptions{case_insensitive, kDefaultRegexMaxMem, shard_size});
+    REQUIRE(built);
+    set = std::move(built).value();
+    RE2::Options o;
+    o.set_case_sensitive(!case_insensitive);
+    o.set_log_errors(false);
+    for (const auto& p : patterns) each.push_back(std::make_unique<RE2>(p, o));
+  }
+  std::uint32_t want(std::string_view t) const {
+    for (std::size_t i = 0; i < each.size(); ++i) {
+      if (RE2::PartialMatch(re2::StringPiece(t.data(), t.size()), *each[i])) return static_cast<std::uint32_t>(i + 1);
+    }
+    return 0;
+  }
+  std::uint32_t got(std::string_view t) const {
+    auto m = set.match(t);
+    REQUIRE(m);
+    return *m == nullptr ? 0 : (*m)->line;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("compact verification: a literal with optional and alternative parts") {
+  Reference r({"sertra[_-]?(pixel|beacon)\\.gif"}, true);
+  CHECK(r.set.compact_verified() == 1);  // not "exact": FilteredRE2 gives up on the '?'
+  for (const char* t : {"https://img.test/sertra-beacon.gif?x=1", "x/SERTRA_Pixel.GIF", "sertrapixel.gif"}) {
+    CAPTURE(t);
+    CHECK(r.got(t) == 1);
+  }
+  for (const char* t : {"sertra--pixel.gif", "sertra-pixelxgif", "sertra-pixel.gi", "sertra/beacon.gif", "ertra-beacon.gif",
+                        "beacon.gif sertra", ""}) {
+    CAPTURE(t);
+    CHECK(r.got(t) == 0);
+  }
+}
+
+TEST_CASE("compact verification: ^ at the start and $ at the end anchor the whole pattern") {
+  Reference r({"^ads?[0-9]*\\.foo\\.", "\\.barz\\.js$", "^https?://([a-z0-9-]+\\.)*quux\\.com/", "^exact\\.one$"}, true);
+  CHECK(r.set.compact_verified() == 4);
+  CHECK(r.got("ads12.foo.com") == 1);
+  CHECK(r.got("AD.foo.") == 1);
+  CHECK(r.got("x.ads1.foo.") == 0);
+  CHECK(r.got("adss.foo.") == 0);
+  CHECK(r.got("https://cdn.barz.js") == 2);
+  CHECK(r.got("https://cdn.barz.js?x") == 0);
+  CHECK(r.got("https://cdn.barz.js\n") == 0);  // RE2's $ is the end of the text, not before a newline
+  CHECK(r.got("https://quux.com/") == 3);
+  CHECK(r.got("http://a.b-c.quux.com/x") == 3);
+  CHECK(r.got("http://a_b.quux.com/") == 0);
+  CHECK(r.got("x https://quux.com/") == 0);
+  CHECK(r.got("exact.one") == 4);
+  CHECK(r.got("exact.one.") == 0);
+  CHECK(r.got(" exact.one") == 0);
+}
+
+TEST_CASE("compact verification: classes, escapes and counted repeats mean what RE2 says") {
+  Reference r({"/x[^/]{2,3}\\d\\.jsq", "\\w+@bannerz\\.", "[[:digit:]]{2}bannery", "trackq.er", "tracker[^a]zzz",
+               "pop(up|under){2}win[0-9]", "\\x41\\x{42}ctrk[0-9]+", "tag\\.(js)?\\?v=[0-9]+&"},
+              true);
+  CHECK(r.set.compact_verified() == 8);  // ("pop(up|under){2}win" alone would be exact: no run at all)
+  CHECK(r.got("https://t/xab7.jsq") == 1);
+  CHECK(r.got("https://t/xabc7.jsq") == 1);
+  CHECK(r.got("https://t/xa7.jsq") == 0);
+  CHECK(r.got("https://t/xabcd7.jsq") == 0);
+  CHECK(r.got("https://t/xa/c7.jsq") == 0);
+  CHECK(r.got("mailto:joe_1@bannerz.x") == 2);
+  CHECK(r.got("mailto:@bannerz.x") == 0);
+  CHECK(r.got("/12bannery") == 3);
+  CHECK(r.got("/1bannery") == 0);
+  CHECK(r.got("trackqXer") == 4);
+  CHECK(r.got("trackq\ner") == 0);  // '.' does not match a newline
+  CHECK(r.got("tracker\nzzz") == 5);  // a negated class does
+  CHECK(r.got("trackerazzz") == 0);
+  CHECK(r.got("popupunderwin1") == 6);
+  CHECK(r.got("popupwin1") == 0);
+  CHECK(r.got("abctrk5") == 7);  // \x41 is 'A', case-insensitively also 'a'
+  CHECK(r.got("tag.?v=12&") == 8);
+  CHECK(r.got("tag.js?v=1&") == 8);
+  CHECK(r.got("tag.js?v=&") == 0);
+}
+
+TEST_CASE("compact verification: a case-sensitive list stays case-sensitive") {
+  Reference r({"Banner[0-9]/Acme"}, false);
+  CHECK(r.set.compact_verified() == 1);
+  CHECK(r.got("x/Banner1/Acme") == 1);
+  CHECK(r.got("x/banner1/acme") == 0);
+  CHECK(r.got("x/BANNER1/ACME") == 0);
+}
+
+TEST_CASE("patterns outside the compact subset are still verified by RE2") {
+  // ^ that anchors one branch only, \b, inline flags, \A and \z, a literal '$' and '^'
+  Reference r({"^trackx|pixely[0-9]", "\\bbanner[0-9]+\\b", "(?-i)CaseQ[0-9]+", "\\Astarty[0-9]+\\z", "costz\\$[0-9]+",
+               "[$^]price[0-9]+"},
+              true);
+  CHECK(r.set.compact_verified() == 2);  // the last two
+  CHECK(r.got("trackx.example") == 1);
+  CHECK(r.got("a.trackx.example") == 0);
+  CHECK(r.got("a.pixely7") == 1);
+  CHECK(r.got("a banner12 b") == 2);
+  CHECK(r.got("abanner12") == 0);
+  CHECK(r.got("CaseQ12") == 3);
+  CHECK(r.got("caseq12") == 0);
+  CHECK(r.got("starty12") == 4);
+  CHECK(r.got("starty12x") == 0);
+  CHECK(r.got("costz$12") == 5);
+  CHECK(r.got("costz12") == 0);
+  CHECK(r.got("^price1") == 6);
+  CHECK(r.got("price1") == 0);
+}
+
+TEST_CASE("inline flags: a case-sensitive part of a case-insensitive list is no exact literal") {
+  // FilteredRE2 gives "trackme" for "(?-i)trackme", and the scan finds it in "TRACKME" too.
+  Reference r({"(?-i)trackme", "a(?-i)bcdef", "(?-i:abc|ABC)xyz", "(?i)ignored(?:x|y)"}, true);
+  CHECK(r.got("TRACKME") == 0);
+  CHECK(r.got("/trackme") == 1);
+  CHECK(r.got("aBCDEF") == 0);
+  CHECK(r.got("Abcdef") == 2);
+  CHECK(r.got("aBcxyz") == 0);
+  CHECK(r.got("ABCXYZ") == 3);
+  CHECK(r.got("IGNOREDX") == 4);
+}
+
+TEST_CASE("non-ASCII texts: RE2's Unicode case folding is honoured") {
+  // RE2 lets a case-insensitive 's' match U+017F and 'k' U+212A; the literal scan sees them as s and k.
+  Reference ci({"track[0-9]+/seo", "pixel(x|y)\\.kom", "onlyliteral\\.sk"}, true);
+  CHECK(ci.got("track1/\xC5\xBF" "eo") == 1);
+  CHECK(ci.got("track1/s\xC3\xA9o") == 0);
+  CHECK(ci.got("pixelx.\xE2\x84\xAA" "om") == 2);
+  CHECK(ci.got("a.onlyliteral.\xC5\xBF\xE2\x84\xAA") == 3);
+  CHECK(ci.got("a.onlyliteral.\xC5\xBF") == 0);
+  // A case-sensitive non-ASCII literal: FilteredRE2 lower-cases it, so it must not be prefiltered.
+  Reference cs({"CAF\xC3\x89/x[0-9]"}, false);
+  CHECK(cs.got("/CAF\xC3\x89/x1") == 1);
+  CHECK(cs.got("/caf\xC3\xA9/x1") == 0);
+  Reference cs2({"track[0-9]+/seo"}, false);
+  CHECK(cs2.got("track1/\xC5\xBF" "eo") == 0);
+}
+
+TEST_CASE("matching agrees with RE2 pattern by pattern on generated lists (differential)") {
+  // Patterns are built from pieces each with a sample text it matches; texts are samples with
+  // random context, some mutated, some with upper case, newlines or non-ASCII bytes. Literals come
+  // from a small pool so that patterns share them and candidates overlap.
+  struct Rng {
+    std::uint64_t s;
+    std::uint64_t next() {
+      std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+      return z ^ (z >> 31);
+    }
+    std::size_t below(std::size_t n) { return static_cast<std::size_t>(next() % n); }
+  } r{20250601};
+  const char* words[] = {"ad", "ban", "ner", "pix", "el", "trk", "cdn", "go", "sk", "Ks", "s", "k", "AD", "Pix", "ly"};
+  struct Atom {
+    const char* pattern;
+    const char* sample;
+  };
+  const Atom atoms[] = {{"\\.", "."}, {"/", "/"}, {"\\?", "?"}, {"-", "-"}, {"=", "="}, {"_", "_"}, {"&", "&"},
+                        {"[0-9]", "7"}, {"[a-z]", "q"}, {"[^/]", "%"}, {"\\d", "3"}, {"\\w", "W"}, {".", "~"},
+                        {"[_-]", "-"}, {"[[:alpha:]]", "b"}, {"\\x41", "a"}, {"[a-c]", "C"}, {"\\s", " "},
+                        {"[^a-z]", "\n"}, {"\\b", ""}, {"\\$", "$"}, {"[.]", "."}};
+  auto word = [&] {
+    std::string w = words[r.below(std::size(words))];
+    if (r.below(2) == 0) w += words[r.below(std::size(words))];
+    return w;
+  };
+  std::function<void(int, std::string&, std::string&)> piece = [&](int depth, std::string& p, std::string& t) {
+    switch (r.below(depth < 2 ? 6 : 3)) {
+      case 0: {
+        auto w = word();
+        p += w;
+        t += w;
+        return;
+      }
+      case 1: {
+        const Atom& a = atoms[r.below(std::size(atoms))];
+        p += a.pattern;
+        t += a.sample;
+        return;
+      }
+      case 2: {
+        auto w = word();
+        p += w;
+        t += r.below(3) == 0 ? w.substr(0, w.size() - 1) : w;  // a near miss
+        return;
+      }
+      case 3: {  // alternation
+        std::string a, at, b, bt;
+        piece(depth + 1, a, at);
+        piece(depth + 1, b, bt);
+        p += (r.below(2) == 0 ? "(" : "(?:") + a + "|" + b + (r.below(5) == 0 ? "|" : "") + ")";
+        t += r.below(2) == 0 ? at : bt;
+        return;
+      }
+      default: {  // repetition of a group
+        std::string a, at;
+        piece(depth + 1, a, at);
+        const char* ops[] = {"?", "*", "+", "{2}", "{1,3}", "{0,2}", "{2,}", "*?", "+?", "??"};
+        const int min_count[] = {0, 0, 1, 2, 1, 0, 2, 0, 1, 0};
+        std::size_t op = r.below(std::size(ops));
+        p += "(?:" + a + ")" + ops[op];
+        int n = min_count[op] + static_cast<int>(r.below(2));
+        for (int k = 0; k < n; ++k) t += at;
+        return;
+      }
+    }
+  };
+  std::vector<std::string> patterns, samples;
+  for (int i = 0; i < 300; ++i) {
+    std::string p, t;
+    bool start = r.below(6) == 0, end = r.below(6) == 0;
+    std::size_t pieces = 1 + r.below(4);
+    for (std::size_t k = 0; k < pieces; ++k) piece(0, p, t);
+    // One required literal, so that few patterns match most texts; or, for one in ten, none of 3
+    // characters, so that the pattern goes to an RE2::Set.
+    std::string w = r.below(10) == 0 ? "q" : word() + word();
+    if (r.below(2) == 0) {
+      p += w;
+      t += w;
+    } else if (w == "q") {  // no literal of 3 characters is required
+      p = "(?:" + p + ")?q[0-9]+z";
+      t += "q" + std::to_string(r.below(100)) + "z";
+    } else {
+      p = w + p;
+      t = w + t;
+    }
+    if (std::size_t f = r.below(20); f < 2) p = (f == 0 ? "(?i)" : "(?-i)") + p;  // inline flags
+    patterns.push_back((start ? "^" : "") + p + (end ? "$" : ""));
+    samples.push_back(t);
+  }
+  std::vector<std::string> texts;
+  const char* noise[] = {"https://", "www.", "x", "/", "?a=1&", ".com", "ADS", "\n", "\xC5\xBF", "\xE2\x84\xAA", "\xC3\xA9",
+                         "k", "S", "ban", "trk"};
+  for (int i = 0; i < 1500; ++i) {
+    std::string t;
+    for (std::size_t k = r.below(3); k > 0; --k) t += noise[r.below(std::size(noise))];
+    if (r.below(5) != 0) {
+      std::string s = samples[r.below(samples.size())];
+      if (!s.empty() && r.below(4) == 0) s[r.below(s.size())] = "xS/.9\n"[r.below(6)];
+      if (!s.empty() && r.below(4) == 0) {
+        for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      }
+      t += s;
+    }
+    for (std::size_t k = r.below(3); k > 0; --k) t += noise[r.below(std::size(noise))];
+    texts.push_back(std::move(t));
+  }
+  for (bool case_insensitive : {true, false}) {
+    for (std::size_t shard_size : {std::size_t{0}, std::size_t{16}}) {
+      CAPTURE(case_insensitive);
+      CAPTURE(shard_size);
+      Reference ref(patterns, case_insensitive, shard_size);
+      CHECK(ref.set.compact_verified() > 100);
+      std::size_t matched = 0, mismatches = 0;
+      for (const auto& t : texts) {
+        auto want = ref.want(t);
+        auto got = ref.got(t);
+        matched += want != 0;
+        if (got != want && ++mismatches <= 5) {
+          CAPTURE(t);
+          CAPTURE(want == 0 ? std::string("-") : patterns[want - 1]);
+          CAPTURE(got == 0 ? std::string("-") : patterns[got - 1]);
+          CHECK(got == want);
+        }
+      }
+      CHECK(mismatches == 0);
+      CHECK(matched > texts.size() / 3);  // the texts exercise matches, not only misses
+      CHECK(matched < texts.size());
+    }
+  }
 }
 
 TEST_CASE("an empty regex list matches nothing") {
