@@ -218,17 +218,16 @@ Result<ExitChoice> choose_exit(const EgressTable& table, const policy::Route& ro
       const ExitState* pick = nullptr;
       if (!session_key.empty()) {
         const std::string pin_key = r->config->name + '\n' + session_key;
-        if (auto* pin = sticky.find(pin_key, now)) {
+        StickyTable::Entry* pin = sticky.find(pin_key, now);
+        if (pin != nullptr) {
           for (const ExitState* e : eligible)
             if (e->config->name == pin->exit) pick = e;
         }
         if (pick == nullptr) {
           pick = rendezvous(session_key, *r, usable);
-          const auto lifetime = std::chrono::minutes(route.session_minutes);
-          auto* pin = sticky.find(pin_key, now);
           // A new session starts its lifetime; a moved one keeps the lifetime it had.
-          sticky.put(pin_key, pick->config->name, pin != nullptr ? pin->expiry : now + lifetime,
-                     table.config().max_sessions, now);
+          const auto expiry = pin != nullptr ? pin->expiry : now + std::chrono::minutes(route.session_minutes);
+          sticky.put(pin_key, pick->config->name, expiry, table.config().max_sessions, now);
         }
       } else {
         pick = balance(*r, eligible);
