@@ -15,6 +15,7 @@
 
 #include <re2/re2.h>
 
+#include "portier/config/tls.hpp"
 #include "portier/policy/block_page.hpp"
 #include "portier/policy/lists.hpp"
 
@@ -126,6 +127,7 @@ class Compiler {
     listeners(snap->policy);
     rules(snap->policy);
     load_block_page(*snap);
+    tls_contexts(*snap);
 
     CompileResult out;
     if (!errors_.empty()) {
@@ -151,6 +153,41 @@ class Compiler {
   }
 
   std::string path_of(const std::string& p) const { return resolve(config_.base_dir, p); }
+
+  // Certificates and CA files, loaded now so that a bad file refuses the config (and reload keeps
+  // the old one) instead of failing handshakes later.
+  void tls_contexts(Snapshot& snap) {
+    for (const auto& l : config_.listeners) {
+      if (!l.tls) continue;
+      std::string why;
+      auto ctx = tls_server_context(path_of(l.tls->cert_file), path_of(l.tls->key_file), why);
+      if (ctx) {
+        snap.listener_tls.emplace(l.name, std::move(ctx));
+      } else {
+        error(l.tls->pointer, why);
+      }
+    }
+    // One client context per distinct (ca_file, verify): loading the system store costs milliseconds.
+    std::map<std::pair<std::string, bool>, std::shared_ptr<ssl_ctx_st>> clients;
+    for (auto& region : config_.egress.regions) {
+      for (auto& exit : region.exits) {
+        for (auto& hop : exit.hops) {
+          if (hop.scheme != http::ProxyScheme::https) continue;
+          const std::string ca = hop.tls.ca_file.empty() ? std::string() : path_of(hop.tls.ca_file);
+          auto& ctx = clients[{ca, hop.tls.verify}];
+          if (!ctx) {
+            std::string why;
+            ctx = tls_client_context(ca, hop.tls.verify, why);
+            if (!ctx) {
+              error(hop.tls.pointer, why);
+              continue;
+            }
+          }
+          hop.tls.context = ctx;
+        }
+      }
+    }
+  }
 
   void load_users(Snapshot& snap) {
     if (config_.auth.users_file.empty()) return;

@@ -330,6 +330,7 @@ class Validator {
              l.refuse = *m == 0 ? policy::RefuseMode::forbid : policy::RefuseMode::close;
            }
          }},
+        {"tls", [&](const Json& tv, const std::string& tp) { listener_tls(tv, tp, l); }},
       });
       if (!ok) continue;
       if (!saw_listen) error(lp, "missing required key \"listen\"");
@@ -354,6 +355,21 @@ class Validator {
       return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
              c == '-';
     });
+  }
+
+  // "tls": {"cert_file": "proxy.crt", "key_file": "proxy.key"}: clients speak TLS to the listener.
+  void listener_tls(const Json& v, const std::string& p, Listener& l) {
+    ListenerTls tls;
+    bool saw_cert = false, saw_key = false;
+    bool ok = object(v, p, {
+      {"cert_file", [&](const Json& fv, const std::string& fp) { saw_cert = true; file_path(fv, fp, tls.cert_file); }},
+      {"key_file", [&](const Json& fv, const std::string& fp) { saw_key = true; file_path(fv, fp, tls.key_file); }},
+    });
+    if (!ok) return;
+    if (!saw_cert) error(p, "missing required key \"cert_file\"");
+    if (!saw_key) error(p, "missing required key \"key_file\"");
+    tls.pointer = p;
+    l.tls = std::move(tls);
   }
 
   void listen(const Json& v, const std::string& p, std::vector<SocketAddress>& out) {
@@ -938,26 +954,69 @@ class Validator {
     return ok;
   }
 
+  // "via": one hop or an array of hops; a hop is a proxy URL, or for https:// parents an object
+  // {"url": "https://...", "ca_file": "ca.pem", "verify": false, "server_name": "proxy.example"}.
   bool via(const Json& v, const std::string& p, ExitConfig& out) {
     if (v.is_string() && v.get_ref<const std::string&>() == "direct") return true;
-    std::vector<std::string> urls;
     const std::size_t before = errors_.size();
-    strings(v, p, urls, [&](const Json& e, const std::string& ep) -> std::optional<std::string> {
-      auto url = http::parse_proxy_url(e.get_ref<const std::string&>());
-      if (!url) {
-        // The message never repeats the value: it may hold a password.
-        error(ep, "bad proxy URL: " + url.error().context);
-        return std::nullopt;
-      }
-      if (url->scheme == http::ProxyScheme::https) {
-        error(ep, "https:// parents are not supported yet; use http:// or socks5://");
-        return std::nullopt;
-      }
-      out.hops.push_back(std::move(*url));
-      return e.get<std::string>();
-    });
+    if (v.is_array()) {
+      if (v.empty()) error(p, "expected at least one hop");
+      for (std::size_t i = 0; i < v.size(); ++i) hop(v[i], child(p, i), out);
+    } else {
+      hop(v, p, out);
+    }
     if (out.hops.size() > kMaxHops) error(p, "a chain has at most " + std::to_string(kMaxHops) + " hops");
     return errors_.size() == before;
+  }
+
+  void hop(const Json& v, const std::string& p, ExitConfig& out) {
+    const Json* url_value = &v;
+    std::string url_pointer = p;
+    if (v.is_object()) {
+      if (!v.contains("url")) {
+        error(p, "missing required key \"url\"");
+        return;
+      }
+      url_value = &v["url"];
+      url_pointer = child(p, "url");
+    }
+    if (!url_value->is_string()) {
+      error(url_pointer, "expected a proxy URL (http://, https:// or socks5://host:port), got " + show(*url_value));
+      return;
+    }
+    auto url = http::parse_proxy_url(url_value->get_ref<const std::string&>());
+    if (!url) {
+      // The message never repeats the value: it may hold a password.
+      error(url_pointer, "bad proxy URL: " + url.error().context);
+      return;
+    }
+    if (v.is_object()) {
+      const bool https = url->scheme == http::ProxyScheme::https;
+      bool ok = object(v, p, {
+        {"url", [](const Json&, const std::string&) {}},
+        {"ca_file", [&](const Json& fv, const std::string& fp) {
+           if (!https) error(fp, "only https:// parents have a certificate to verify");
+           file_path(fv, fp, url->tls.ca_file);
+         }},
+        {"verify", [&](const Json& bv, const std::string& bp) {
+           if (!https) error(bp, "only https:// parents have a certificate to verify");
+           boolean(bv, bp, url->tls.verify);
+         }},
+        {"server_name", [&](const Json& nv, const std::string& np) {
+           if (!https) error(np, "only https:// parents take a server name");
+           if (const std::string* s = string(nv, np)) {
+             if (s->empty() || s->size() > 253 || s->find_first_of(" /\\\r\n\t") != std::string::npos) {
+               error(np, "expected a host name, got " + show(nv));
+             } else {
+               url->tls.server_name = *s;
+             }
+           }
+         }},
+      });
+      if (!ok) return;
+    }
+    url->tls.pointer = p;
+    out.hops.push_back(std::move(*url));
   }
 
   void probe(const Json& v, const std::string& p, ProbeConfig& out) {

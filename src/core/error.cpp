@@ -29,6 +29,7 @@ class Category final : public std::error_category {
       case errc::parent_refused: return "parent_refused";
       case errc::parent_bad_response: return "parent_bad_response";
       case errc::no_exit: return "no_exit";
+      case errc::tls_failed: return "tls_failed";
       case errc::bad_parent_config: return "bad_parent_config";
       case errc::shutting_down: return "shutting_down";
       case errc::internal: return "internal";
@@ -87,6 +88,7 @@ int status_for(const Error& e) noexcept {
       case errc::upstream_closed:
       case errc::parent_refused:
       case errc::no_exit:
+      case errc::tls_failed:
       case errc::parent_bad_response: return 502;
       case errc::bad_parent_config: return 500;
       case errc::shutting_down: return 503;

@@ -104,7 +104,7 @@ awaitable<Result<Connected>> connect_any(const std::vector<tcp::endpoint>& endpo
       auto [ec] = std::get<0>(result);
       if (!ec) {
         tune_socket(sock);
-        co_return Connected{std::move(sock), ep};
+        co_return Connected{Stream(std::move(sock)), ep};
       }
       errc kind = ec == asio::error::connection_refused ? errc::connect_refused : errc::host_unreachable;
       last = Error{kind, Side::upstream, where + " (" + ec.message() + ")"};

@@ -239,14 +239,103 @@ class Tunnel {
   asio::steady_timer finished_;
 };
 
+// The relay for tunnels with TLS on either side (an HTTPS proxy listener's client, an https://
+// parent): bytes must go through OpenSSL, so no readiness tricks and no splice. One coroutine per
+// direction, each with a buffer of one TLS record's size.
+class StreamTunnel {
+ public:
+  StreamTunnel(net::Stream& client, net::Stream& upstream, TunnelResult& r, net::Deadline& deadline,
+               net::Clock::duration idle)
+      : client_(client), upstream_(upstream), result_(r), deadline_(deadline), idle_(idle) {}
+
+  net::awaitable<void> run() {
+    using namespace asio::experimental::awaitable_operators;
+    co_await (copy(client_, upstream_, result_.bytes_up, "client", "upstream") &&
+              copy(upstream_, client_, result_.bytes_down, "upstream", "client"));
+  }
+
+ private:
+  static constexpr std::size_t kRecord = 16 * 1024;
+
+  net::awaitable<void> copy(net::Stream& from, net::Stream& to, std::uint64_t& bytes, const char* from_name,
+                            const char* to_name) {
+    std::unique_ptr<char[]> buf(new char[kRecord]);
+    while (!stopped_) {
+      auto [ec, n] = co_await from.async_read_some(asio::buffer(buf.get(), kRecord), net::nothrow);
+      if (stopped_) break;
+      if (ec) {
+        if (net::is_eof(ec)) {
+          set_end(std::string(from_name) + "_eof");
+          co_await forward_eof(to);
+        } else {
+          fail(from_name, ec);
+        }
+        break;
+      }
+      deadline_.touch(idle_);
+      auto [wec, written] = co_await asio::async_write(to, asio::buffer(buf.get(), n), net::nothrow);
+      if (stopped_) break;
+      if (wec) {
+        fail(to_name, wec);
+        break;
+      }
+      bytes += written;
+      deadline_.touch(idle_);
+    }
+  }
+
+  // A plain receiver gets a half-close and the other direction runs on. TLS has no half-close we
+  // can send while the other direction reads the same stream (close_notify is a shutdown of both),
+  // so a TLS receiver ends the tunnel: its reads are cancelled, then it gets close_notify.
+  net::awaitable<void> forward_eof(net::Stream& to) {
+    std::error_code ignored;
+    if (to.plain()) {
+      to.socket().shutdown(net::tcp::socket::shutdown_send, ignored);
+      co_return;
+    }
+    stopped_ = true;
+    to.socket().cancel(ignored);
+    co_await to.shutdown_tls(std::chrono::seconds(1));
+  }
+
+  void fail(const char* who, std::error_code ec) {
+    if (ec == asio::error::operation_aborted && deadline_.expired() != net::Phase::none) {
+      set_end(deadline_.expired() == net::Phase::tunnel_idle ? "idle_timeout"
+              : deadline_.expired() == net::Phase::drain     ? "shutdown"
+                                                             : "cancelled");
+    } else {
+      set_end(std::string(who) + "_error: " + ec.message());
+    }
+    // An error ends both directions.
+    stopped_ = true;
+    std::error_code ignored;
+    client_.socket().cancel(ignored);
+    upstream_.socket().cancel(ignored);
+  }
+
+  void set_end(const std::string& why) {
+    if (result_.end.empty()) result_.end = why;
+  }
+
+  net::Stream& client_;
+  net::Stream& upstream_;
+  TunnelResult& result_;
+  net::Deadline& deadline_;
+  net::Clock::duration idle_;
+  bool stopped_ = false;
+};
+
 }  // namespace
 
-net::awaitable<TunnelResult> tunnel(net::tcp::socket& client, net::tcp::socket& upstream, net::Deadline& deadline,
+net::awaitable<TunnelResult> tunnel(net::Stream& client, net::Stream& upstream, net::Deadline& deadline,
                                     net::Clock::duration idle) {
   TunnelResult r;
   deadline.arm(net::Phase::tunnel_idle, idle);
-  {
-    Tunnel t(client, upstream, r, deadline, idle);
+  if (client.plain() && upstream.plain()) {
+    Tunnel t(client.socket(), upstream.socket(), r, deadline, idle);
+    co_await t.run();
+  } else {
+    StreamTunnel t(client, upstream, r, deadline, idle);
     co_await t.run();
   }
   deadline.disarm();

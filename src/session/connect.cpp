@@ -93,7 +93,7 @@ net::awaitable<bool> Session::handle_connect() {
   }
   cbuf_.release_if_empty();  // an idle tunnel keeps no buffer of its own
 
-  auto result = co_await relay::tunnel(client_, up_->socket, deadline_, timeouts().tunnel_idle);
+  auto result = co_await relay::tunnel(client_, up_->stream, deadline_, timeouts().tunnel_idle);
   rec_.bytes_up += result.bytes_up;
   rec_.bytes_down += result.bytes_down;
   if (result.end != "client_eof" && result.end != "upstream_eof") rec_.error = result.end;

@@ -268,9 +268,9 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
     if (need_read) {
       auto [p, cap] = ubuf_.writable();
       deadline_.arm(net::Phase::upstream_response, timeouts().response);
-      auto [ec, n] = co_await up_->socket.async_read_some(asio::buffer(p, cap), net::nothrow);
+      auto [ec, n] = co_await up_->stream.async_read_some(asio::buffer(p, cap), net::nothrow);
       if (ec) {
-        if (ec == asio::error::eof) {
+        if (net::is_eof(ec)) {
           auto fin = rp.finish();
           if (fin && fin->stop == http::Stop::message_complete && final_head) {
             response_done_ = true;

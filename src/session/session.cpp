@@ -69,7 +69,7 @@ Session::Session(net::tcp::socket client, const net::tcp::endpoint& peer, std::s
       client_ip_(net::to_ip(peer.address())),
       deadline_(client_.get_executor()),
       req_(http::Parser::Kind::request, snap_->config.limits) {
-  net::tune_socket(client_);
+  net::tune_socket(client_.socket());
   conn_id_ = ctx_.next_connection_id();
   hook_.session = this;
   ctx_.sessions.insert(hook_);
@@ -79,15 +79,15 @@ Session::~Session() { ctx_.sessions.erase(hook_); }
 
 void Session::on_deadline() {
   std::error_code ignored;
-  client_.cancel(ignored);
-  if (up_) up_->socket.cancel(ignored);
+  client_.socket().cancel(ignored);
+  if (up_) up_->stream.socket().cancel(ignored);
 }
 
 void Session::drain() {
   stopping_ = true;
   if (idle_) {
     std::error_code ignored;
-    client_.cancel(ignored);
+    client_.socket().cancel(ignored);
   }
 }
 
@@ -114,8 +114,9 @@ net::awaitable<void> Session::run_then_stop_watchdog() {
 // bounded while, before closing (as nginx's lingering close does).
 net::awaitable<void> Session::close_client() {
   std::error_code ignored;
+  if (!client_.plain() && !aborted_) co_await client_.shutdown_tls(std::chrono::milliseconds(500));
   if (linger_ && !aborted_) {
-    client_.shutdown(net::tcp::socket::shutdown_send, ignored);
+    client_.socket().shutdown(net::tcp::socket::shutdown_send, ignored);
     deadline_.arm(net::Phase::drain, std::chrono::seconds(2));
     std::size_t drained = 0;
     while (drained < 1024 * 1024) {
@@ -126,10 +127,11 @@ net::awaitable<void> Session::close_client() {
       drained += n;
     }
   }
-  client_.close(ignored);
+  client_.socket().close(ignored);
 }
 
 net::awaitable<void> Session::run() {
+  if (!co_await start_tls()) co_return;
   for (;;) {
     begin_record();
     auto head = co_await read_request_head();
@@ -154,6 +156,23 @@ net::awaitable<void> Session::run() {
     bool keep = request.method == "CONNECT" ? co_await handle_connect() : co_await handle_forward();
     if (!keep || stopping_ || ctx_.draining) co_return;
   }
+}
+
+// An HTTPS proxy listener: the TLS handshake comes first, within the header timeout. A failed one
+// is logged (there is no HTTP to answer with) and ends the connection.
+net::awaitable<bool> Session::start_tls() {
+  auto it = snap_->listener_tls.find(listener_);
+  if (it == snap_->listener_tls.end()) co_return true;
+  deadline_.arm(net::Phase::request_head, timeouts().header);
+  auto hs = co_await client_.start_tls_server(it->second.get());
+  deadline_.disarm();
+  if (hs) co_return true;
+  begin_record();
+  rec_.decision = "error";
+  rec_.error = deadline_.expired() == net::Phase::request_head ? "tls_failed: TLS handshake: no ClientHello in time"
+                                                               : hs.error().describe();
+  finish_record();
+  co_return false;
 }
 
 // Reads until the parser has a complete head. The first byte of a request may take the keep-alive
@@ -383,16 +402,23 @@ net::awaitable<bool> Session::answer_refusal(const policy::Decision& d, bool bod
 // nothing is there, gives an empty buffer's block back and waits for readability holding no
 // memory, so idle keep-alive connections and silent tunnels cost no buffer.
 net::awaitable<std::pair<std::error_code, std::size_t>> Session::read_client() {
+  if (!client_.plain()) {  // TLS: readable bytes on the socket may not be application data
+    auto [p, cap] = cbuf_.writable();
+    if (cap == 0) co_return std::pair{std::error_code(asio::error::no_buffer_space), std::size_t{0}};
+    auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, cap), net::nothrow);
+    if (net::is_eof(ec)) ec = asio::error::eof;
+    co_return std::pair{ec, n};
+  }
   for (;;) {
     auto [p, cap] = cbuf_.writable();
     if (cap == 0) co_return std::pair{std::error_code(asio::error::no_buffer_space), std::size_t{0}};
-    ssize_t n = ::recv(client_.native_handle(), p, cap, MSG_DONTWAIT);
+    ssize_t n = ::recv(client_.socket().native_handle(), p, cap, MSG_DONTWAIT);
     if (n > 0) co_return std::pair{std::error_code{}, static_cast<std::size_t>(n)};
     if (n == 0) co_return std::pair{std::error_code(asio::error::eof), std::size_t{0}};
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
       co_return std::pair{std::error_code(errno, std::system_category()), std::size_t{0}};
     cbuf_.release_if_empty();
-    auto [ec] = co_await client_.async_wait(net::tcp::socket::wait_read, net::nothrow);
+    auto [ec] = co_await client_.socket().async_wait(net::tcp::socket::wait_read, net::nothrow);
     if (ec) co_return std::pair{ec, std::size_t{0}};
   }
 }
@@ -414,7 +440,7 @@ net::awaitable<Result<void>> Session::write_client(std::string_view a, std::stri
 
 net::awaitable<Result<void>> Session::write_upstream(std::string_view a, std::string_view b) {
   std::array<asio::const_buffer, 2> bufs{asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size())};
-  auto [ec, n] = co_await asio::async_write(up_->socket, bufs, net::nothrow);
+  auto [ec, n] = co_await asio::async_write(up_->stream, bufs, net::nothrow);
   if (ec) {
     if (ec == asio::error::operation_aborted && deadline_.expired() != net::Phase::none)
       co_return Error{errc::upstream_timeout, Side::upstream, "the upstream did not read in time"};

@@ -41,6 +41,7 @@ class Session {
   enum class Exchange { keep_alive, close, retry_fresh };
 
   net::awaitable<void> run();
+  net::awaitable<bool> start_tls();
   net::awaitable<void> close_client();
   net::awaitable<Result<HeadResult>> read_request_head();
   net::awaitable<bool> handle_forward();
@@ -121,7 +122,7 @@ class Session {
   };
   ActiveExit active_exit_;
   const ExitState* parent_exit_ = nullptr;  // set while a request goes to an http parent in absolute form
-  net::tcp::socket client_;
+  net::Stream client_;  // plain, or TLS on an HTTPS proxy listener
   std::string listener_;
   std::string client_addr_;
   IpAddress client_ip_;

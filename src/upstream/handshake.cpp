@@ -7,8 +7,6 @@
 
 namespace portier::upstream {
 
-using namespace asio::experimental::awaitable_operators;
-
 namespace {
 
 // A parent's reason phrase or header value for a log line: printable ASCII only, bounded.
@@ -59,20 +57,21 @@ std::string within(net::Clock::duration d) {
 }
 
 std::string io_failure(const std::error_code& ec, std::string_view doing) {
-  if (ec == asio::error::eof) return "the parent closed the connection " + std::string(doing);
+  if (net::is_eof(ec)) return "the parent closed the connection " + std::string(doing);
   return std::string(doing) + " (" + ec.message() + ")";
 }
 
-// Races `op` against a timer: the whole handshake has one deadline.
+// The whole handshake has one deadline.
 template <class T>
-net::awaitable<Result<T>> bounded(net::awaitable<Result<T>> op, net::Clock::duration timeout, std::string where) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, timeout);
-  auto r = co_await (std::move(op) || timer.async_wait(net::nothrow));
-  if (r.index() == 1) co_return Error{errc::connect_timeout, Side::upstream, where + ": " + within(timeout)};
-  co_return std::move(std::get<0>(r));
+net::awaitable<Result<T>> bounded(net::Stream& sock, net::awaitable<Result<T>> op, net::Clock::duration timeout,
+                                  std::string where) {
+  bool timed_out = false;
+  auto r = co_await net::with_timeout(sock.socket(), timeout, std::move(op), timed_out);
+  if (timed_out) co_return Error{errc::connect_timeout, Side::upstream, where + ": " + within(timeout)};
+  co_return r;
 }
 
-net::awaitable<Result<void>> write_all(net::tcp::socket& sock, std::string_view data, const std::string& where) {
+net::awaitable<Result<void>> write_all(net::Stream& sock, std::string_view data, const std::string& where) {
   auto [ec, n] = co_await asio::async_write(sock, asio::buffer(data.data(), data.size()), net::nothrow);
   if (ec) co_return Error{errc::upstream_closed, Side::upstream, where + ": " + io_failure(ec, "while we sent our request")};
   co_return Result<void>{};
@@ -345,7 +344,7 @@ Error refusal(std::uint8_t rep, std::string_view hop, std::string_view target) {
 
 namespace {
 
-net::awaitable<Result<std::string>> http_connect_steps(net::tcp::socket& sock, std::string_view host,
+net::awaitable<Result<std::string>> http_connect_steps(net::Stream& sock, std::string_view host,
                                                        std::uint16_t port, const ProxyCredentials& creds,
                                                        const std::string& target, const std::string& where,
                                                        std::string_view hop) {
@@ -372,7 +371,7 @@ net::awaitable<Result<std::string>> http_connect_steps(net::tcp::socket& sock, s
 }
 
 // Reads exactly n bytes into out (appending).
-net::awaitable<Result<void>> read_exactly(net::tcp::socket& sock, std::string& out, std::size_t n,
+net::awaitable<Result<void>> read_exactly(net::Stream& sock, std::string& out, std::size_t n,
                                           const std::string& where, std::string_view what) {
   const std::size_t old = out.size();
   out.resize(old + n);
@@ -382,7 +381,7 @@ net::awaitable<Result<void>> read_exactly(net::tcp::socket& sock, std::string& o
   co_return Result<void>{};
 }
 
-net::awaitable<Result<void>> socks5_steps(net::tcp::socket& sock, std::string_view host, std::uint16_t port,
+net::awaitable<Result<void>> socks5_steps(net::Stream& sock, std::string_view host, std::uint16_t port,
                                           const ProxyCredentials& creds, const std::string& target,
                                           const std::string& where, std::string_view hop) {
   // Check everything we will send before the first byte goes out.
@@ -432,22 +431,22 @@ net::awaitable<Result<void>> socks5_steps(net::tcp::socket& sock, std::string_vi
 
 }  // namespace
 
-net::awaitable<Result<std::string>> http_connect(net::tcp::socket& sock, std::string_view host, std::uint16_t port,
+net::awaitable<Result<std::string>> http_connect(net::Stream& sock, std::string_view host, std::uint16_t port,
                                                  const ProxyCredentials& creds, net::Clock::duration timeout,
                                                  std::string_view hop) {
   const std::string target = authority(host, port);
   const std::string where = std::string(hop) + ", CONNECT " + printable(target, 300);
   if (!safe_host(strip_brackets(host)))
     co_return Error{errc::bad_authority, Side::downstream, where + ": host is empty or holds bytes a request line cannot carry"};
-  co_return co_await bounded(http_connect_steps(sock, host, port, creds, target, where, hop), timeout, where);
+  co_return co_await bounded(sock, http_connect_steps(sock, host, port, creds, target, where, hop), timeout, where);
 }
 
-net::awaitable<Result<void>> socks5_connect(net::tcp::socket& sock, std::string_view host, std::uint16_t port,
+net::awaitable<Result<void>> socks5_connect(net::Stream& sock, std::string_view host, std::uint16_t port,
                                             const ProxyCredentials& creds, net::Clock::duration timeout,
                                             std::string_view hop) {
   const std::string target = authority(host, port);
   const std::string where = std::string(hop) + ", SOCKS5 CONNECT " + printable(target, 300);
-  co_return co_await bounded(socks5_steps(sock, host, port, creds, target, where, hop), timeout, where);
+  co_return co_await bounded(sock, socks5_steps(sock, host, port, creds, target, where, hop), timeout, where);
 }
 
 }  // namespace portier::upstream

@@ -31,7 +31,7 @@ std::optional<net::Connected> OriginPool::acquire(const std::string& key) {
     // request): origins do not close that fast, and a request without a body that finds it closed
     // anyway is retried once on a fresh connection.
     const auto idle_for = now - e.since;
-    if (idle_for < limits_.idle && (idle_for < kTrustedIdle || still_open(e.conn.socket))) {
+    if (idle_for < limits_.idle && (idle_for < kTrustedIdle || still_open(e.conn.stream.socket()))) {
       out.emplace(std::move(e.conn));
       break;
     }

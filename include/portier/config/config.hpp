@@ -22,6 +22,13 @@ namespace portier::config {
 
 enum class ListenerMode { forward };
 
+// "tls" of a listener: clients speak TLS to it (an HTTPS proxy).
+struct ListenerTls {
+  std::string cert_file;  // PEM, the certificate chain (relative paths: to the config file)
+  std::string key_file;   // PEM, its private key
+  std::string pointer;
+};
+
 struct Listener {
   std::string name;
   std::vector<SocketAddress> listen;
@@ -30,6 +37,7 @@ struct Listener {
   std::vector<Cidr> trusted;                      // "trusted": clients that need no credentials
   std::vector<Cidr> allow_clients;                // "allow_clients": when set, other clients are refused
   policy::RefuseMode refuse = policy::RefuseMode::forbid;  // "refuse": "403" | "close"
+  std::optional<ListenerTls> tls;
 };
 
 // "auth": users and groups.
@@ -203,6 +211,9 @@ struct Snapshot {
   std::shared_ptr<const policy::UsersFile> users;  // null when auth has no users_file
   std::unordered_map<std::string, std::vector<std::string>> user_groups;  // user -> groups
   std::string block_page;  // the template's text (built-in when not configured)
+  // TLS server contexts of the listeners that have "tls", by listener name (certificates are
+  // re-read on reload like everything else).
+  std::unordered_map<std::string, std::shared_ptr<ssl_ctx_st>> listener_tls;
 };
 
 struct CompileResult {

@@ -34,6 +34,7 @@ enum class errc {
   parent_refused,       // non-2xx to CONNECT, SOCKS5 REP != 0, no acceptable auth method
   parent_bad_response,  // the parent does not speak the protocol (garbage, oversized head)
   bad_parent_config,    // credentials / host a parent protocol cannot carry (SOCKS5 lengths)
+  tls_failed,           // a TLS handshake failed (certificate not verified, no common protocol, ...)
   no_exit,              // egress: no healthy exit in the region and its fallbacks (or a strict session's exit is down)
   // process
   shutting_down,

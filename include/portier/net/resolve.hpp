@@ -9,6 +9,7 @@
 #include "portier/core/error.hpp"
 #include "portier/core/ip.hpp"
 #include "portier/net/asio.hpp"
+#include "portier/net/stream.hpp"
 
 namespace portier::net {
 
@@ -29,7 +30,7 @@ awaitable<Result<std::vector<tcp::endpoint>>> resolve(std::string_view host, std
                                                         const DestinationGuard& guard);
 
 struct Connected {
-  tcp::socket socket;
+  Stream stream;
   tcp::endpoint peer;
 };
 

@@ -7,6 +7,7 @@
 
 #include "portier/net/asio.hpp"
 #include "portier/net/deadline.hpp"
+#include "portier/net/stream.hpp"
 
 namespace portier::relay {
 
@@ -22,7 +23,10 @@ struct TunnelResult {
 // owned by the thread and writes it on at once; only bytes the receiver cannot take yet are copied.
 // Speed: once a direction has carried kSpliceAfter bytes it moves to splice(2) through a pipe, so
 // bulk data goes socket to socket inside the kernel without being copied to user space.
-net::awaitable<TunnelResult> tunnel(net::tcp::socket& client, net::tcp::socket& upstream, net::Deadline& deadline,
+// Both of the above need plain streams on both sides; with TLS on either side, each direction
+// reads and writes through the streams with a 16 KiB buffer, and an EOF towards a TLS side ends
+// the tunnel with close_notify (see tunnel.cpp).
+net::awaitable<TunnelResult> tunnel(net::Stream& client, net::Stream& upstream, net::Deadline& deadline,
                                     net::Clock::duration idle);
 
 }  // namespace portier::relay

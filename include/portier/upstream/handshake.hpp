@@ -23,7 +23,7 @@
 
 #include "portier/core/error.hpp"
 #include "portier/http/codec.hpp"
-#include "portier/net/asio.hpp"
+#include "portier/net/stream.hpp"
 
 namespace portier::upstream {
 
@@ -155,13 +155,13 @@ Error refusal(std::uint8_t rep, std::string_view hop, std::string_view target);
 // parent's response head. On success returns the tunnel bytes that came after the head (usually
 // empty); the caller must send them on before reading the socket again. A host holding control
 // bytes, spaces or '/?#@' is refused before sending (bad_authority, 400): no request-line injection.
-net::awaitable<Result<std::string>> http_connect(net::tcp::socket& sock, std::string_view host, std::uint16_t port,
+net::awaitable<Result<std::string>> http_connect(net::Stream& sock, std::string_view host, std::uint16_t port,
                                                  const ProxyCredentials& creds, net::Clock::duration timeout,
                                                  std::string_view hop);
 
 // SOCKS5 greeting, optional RFC 1929 authentication, CONNECT. Reads exactly the parent's replies,
 // never a tunnel byte.
-net::awaitable<Result<void>> socks5_connect(net::tcp::socket& sock, std::string_view host, std::uint16_t port,
+net::awaitable<Result<void>> socks5_connect(net::Stream& sock, std::string_view host, std::uint16_t port,
                                             const ProxyCredentials& creds, net::Clock::duration timeout,
                                             std::string_view hop);
 
