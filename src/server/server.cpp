@@ -13,6 +13,7 @@
 #include "portier/net/resolve.hpp"
 #include "portier/observe/access_log.hpp"
 #include "portier/policy/users.hpp"
+#include "portier/session/probe.hpp"
 #include "portier/session/worker.hpp"
 
 namespace portier::server {
@@ -223,6 +224,11 @@ int run(const std::string& config_path) {
     return 1;
   }
 
+  // Active health checks run on the first worker's loop; they follow each reload's egress table.
+  Worker* prober_worker = workers.front().get();
+  session::Prober prober(prober_worker->io.get_executor());
+  prober.update(egress);  // before the thread starts: the loops are queued on its io_context
+
   for (auto& w : workers) {
     for (auto& [acc, name] : w->acceptors) asio::co_spawn(w->io, accept_loop(acc, name, w->ctx), asio::detached);
     asio::co_spawn(w->io, pool_sweeper(w->ctx), asio::detached);
@@ -270,11 +276,14 @@ int run(const std::string& config_path) {
           raw->ctx.credentials.clear();  // users may have changed; the epoch also guards this
         });
       }
+      asio::post(prober_worker->io, [&prober, egress] { prober.update(egress); });
       std::cerr << "portier: reloaded " << config_path << ": " << snapshot->policy.rules.size() << " rule(s), "
                 << snapshot->config.lists.size() << " list(s)" << std::endl;
     }
   }
 
+  // Probes stop first, before the drain: posted ahead of it on the same loop.
+  asio::post(prober_worker->io, [&prober] { prober.stop(); });
   for (auto& w : workers) {
     Worker* raw = w.get();
     asio::co_spawn(raw->io, drain(*raw, cfg.timeouts.shutdown_grace), asio::detached);

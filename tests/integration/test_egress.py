@@ -1,8 +1,9 @@
 """Egress regions: exits through chains of http/socks5 parents (real portier processes, FakeParent,
 microsocks), regions chosen by user name parameter, rule, user, group or default, sticky sessions,
-passive health with failover and fallback regions, and --check of the /egress section."""
+passive health with failover and fallback regions, active probes, and --check of the /egress section."""
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -12,7 +13,7 @@ from tests.integration.helpers import ProxyTestCase
 from tests.support.clients import HttpConn
 from tests.support.origins import free_port, header_values
 from tests.support.parents import FakeParent, basic, microsocks_available, start_microsocks
-from tests.support.policy_files import basic_token, hash_password, request_bytes, write_htpasswd
+from tests.support.policy_files import basic_token, hash_password, request_bytes, write_htpasswd, write_json_atomic
 from tests.support.portier_proc import Portier, portier_bin
 
 PASSWORDS = {"alice": "alice-Secret", "bob": "bob-Secret", "carol": "carol-Secret",
@@ -619,7 +620,155 @@ class Failover(EgressBase):
 
 
 # ---------------------------------------------------------------------------------------------
-# 8. --check
+# 8. active health: probes
+
+class Probes(EgressBase):
+    FAST = {"interval_ms": 100, "timeout_ms": 1000, "fall": 2, "rise": 2}
+
+    def setUp(self):
+        self.origin = self.start_origin()
+
+    def wait_stderr(self, p, text, timeout=5.0, count=1):
+        """Waits until `text` occurs `count` times in p's stderr; fails the test otherwise."""
+        deadline = time.monotonic() + timeout
+        while p.stderr_text().count(text) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertGreaterEqual(p.stderr_text().count(text), count,
+                                "no %r (x%d) within %.1fs%s" % (text, count, timeout, p.diag()))
+
+    def probe_lines(self, p):
+        return [l for l in p.stderr_text().splitlines() if l.startswith("portier: egress exit ")]
+
+    def via(self, p, tag, n, creds=None, expect=200):
+        """n GETs with paths /echo/<tag>-<i>; returns the exits their records name."""
+        exits = []
+        for i in range(n):
+            path = "/echo/%s-%d" % (tag, i)
+            self.assertStatus(self.get(p, self.origin.url + path, creds=creds), expect, path)
+            exits.append(self.record(p, lambda x: x["path"] == path)["exit"])
+        return exits
+
+    def reload(self, p, egress):
+        before = p.stderr_text().count("portier: reloaded ")
+        cfg = dict(p.config, egress=egress)
+        write_json_atomic(p.config_path, cfg)
+        p.config = cfg
+        p.signal(signal.SIGHUP)
+        self.wait_stderr(p, "portier: reloaded ", count=before + 1)
+
+    def test_dead_parent_is_marked_down_before_any_request_and_comes_back(self):
+        p1 = self.proxy()
+        p2 = self.proxy()
+        port1 = p1.port
+        front = self.proxy({"egress": {"default": "fi", "regions": {"fi": {
+            "exits": [{"name": "one", "via": self.hop(p1)}, {"name": "two", "via": self.hop(p2)}],
+            "probe": self.FAST}}}}, front=True)
+        self.assertEqual(sorted(self.via(front, "before", 4)), ["one", "one", "two", "two"])
+        self.assertEqual(self.probe_lines(front), [], "both parents are up")
+
+        p1.kill()   # our own child, by its PID
+        # No client request is made until the probe has seen it: the mark is the probe's alone.
+        self.wait_stderr(front, "portier: egress exit one (region fi) down: ")
+        line = self.probe_lines(front)[0]
+        self.assertIn("http://127.0.0.1:%d" % port1, line)
+        self.assertEqual(len(self.probe_lines(front)), 1, "one line per transition")
+
+        # Every request goes via the healthy exit, none fails, none even tries the dead one.
+        self.assertEqual(self.via(front, "during", 6), ["two"] * 6)
+        self.assertNotIn("marked down", front.stderr_text(), "passive health never saw a failure")
+        self.assertEqual(len(self.probe_lines(front)), 1)
+
+        p1b = self.proxy(listen="127.0.0.1:%d" % port1)
+        self.wait_stderr(front, "portier: egress exit one (region fi) up")
+        self.assertEqual(len(self.probe_lines(front)), 2, self.probe_lines(front))
+        self.assertEqual(sorted(self.via(front, "after", 4)), ["one", "one", "two", "two"],
+                         "round robin over both exits again")
+        self.assertEqual(len(p1b.access_log_records(2, predicate=lambda x: x["path"].startswith("/echo/after"))), 2)
+        self.assertNotIn("marked down", front.stderr_text())
+
+    def test_parent_refusing_the_probe_target_is_down(self):
+        closed = free_port()
+        echo = self.start_tcp("echo")
+        refusing = self.parent()   # up, but its CONNECT to the closed port fails: 502
+        fine = self.parent()
+        front = self.proxy({"egress": {"default": "fi", "regions": {
+            "fi": {"exits": [{"name": "fi-a", "via": refusing.url}],
+                   "probe": dict(self.FAST, target="127.0.0.1:%d" % closed)},
+            "de": {"exits": [{"name": "de-a", "via": fine.url}],
+                   "probe": dict(self.FAST, target="127.0.0.1:%d" % echo.port)}}}},
+            auth=True, front=True)
+        self.wait_stderr(front, "portier: egress exit fi-a (region fi) down: ")
+        line = self.probe_lines(front)[0]
+        self.assertIn("127.0.0.1:%d" % closed, line)
+        self.assertIn("502", line)
+        target = "127.0.0.1:%d" % closed
+        self.assertTrue(refusing.connects() and set(refusing.connects()) == {target}, refusing.connects())
+
+        # the region has no healthy exit now; the probed exit of the other region is fine
+        r = self.get(front, self.origin.url + "/echo/fi-down", creds=creds("alice-region-fi"))
+        self.assertStatus(r, 502)
+        self.assertIn("no healthy exit", self.record(front, lambda x: x["path"] == "/echo/fi-down")["error"])
+        self.assertEqual(self.via(front, "de-up", 2, creds=creds("alice-region-de")), ["de-a"] * 2)
+        self.assertGreaterEqual(fine.connects().count("127.0.0.1:%d" % echo.port), 2, "de's probes went through")
+        self.assertEqual([l for l in self.probe_lines(front) if "de-a" in l], [])
+        self.assertEqual([q for q in refusing.requests if q["kind"] != "connect"], [],
+                         "only probes reached the refusing parent")
+
+    def test_reload_starts_and_stops_probes(self):
+        closed = "127.0.0.1:%d" % free_port()
+        fp = self.parent()
+        plain = {"default": "fi", "regions": {"fi": {"exits": [{"name": "fi-a", "via": fp.url}]}}}
+        probed = {"default": "fi", "regions": {"fi": {"exits": [{"name": "fi-a", "via": fp.url}],
+                                                      "probe": dict(self.FAST, target=closed)}}}
+        front = self.proxy({"egress": plain}, front=True)
+        time.sleep(0.3)
+        self.assertEqual(fp.connects(), [], "no probe configured, none sent")
+
+        self.reload(front, probed)   # a new probe starts
+        self.wait_stderr(front, "portier: egress exit fi-a (region fi) down: ")
+        self.assertStatus(self.get(front, self.origin.url + "/echo/while-down"), 502)
+
+        self.reload(front, plain)    # the probe goes, and with it its mark
+        self.wait_stderr(front, "portier: egress exit fi-a (region fi) up (no longer probed)")
+        self.assertEqual(self.via(front, "unprobed", 2), ["fi-a"] * 2)
+        time.sleep(0.2)   # a CONNECT sent just before the reload may still be on its way to the parent
+        seen = len(fp.connects())
+        time.sleep(0.5)
+        self.assertEqual(len(fp.connects()), seen, "probes stopped with the reload")
+
+    def test_down_state_survives_a_reload_that_keeps_the_exit(self):
+        closed = "127.0.0.1:%d" % free_port()
+        fp = self.parent()
+        egress = {"default": "fi", "regions": {"fi": {"exits": [{"name": "fi-a", "via": fp.url}],
+                                                      "probe": dict(self.FAST, target=closed, rise=1)}}}
+        front = self.proxy({"egress": egress}, front=True)
+        self.wait_stderr(front, "portier: egress exit fi-a (region fi) down: ")
+        egress["regions"]["fi"]["probe"]["interval_ms"] = 150
+        self.reload(front, egress)
+        time.sleep(0.5)
+        self.assertEqual(len(self.probe_lines(front)), 1, "no new transition: %r" % self.probe_lines(front))
+        self.assertStatus(self.get(front, self.origin.url + "/echo/still-down"), 502)
+
+    def test_probe_timeout_and_prompt_shutdown(self):
+        silent = self.parent(hold=True)   # reads the CONNECT, never answers
+        front = self.proxy({"egress": {"default": "fi", "regions": {"fi": {
+            "exits": [{"name": "fi-a", "via": silent.url}],
+            "probe": {"interval_ms": 100, "timeout_ms": 300, "fall": 1, "target": "127.0.0.1:9"}}}}},
+            front=True)
+        self.wait_stderr(front, "portier: egress exit fi-a (region fi) down: ")
+        self.assertIn("300 ms", self.probe_lines(front)[0])
+        # reconfigured to a long timeout, a probe is in flight when SIGTERM comes: it must not hold us up
+        self.reload(front, {"default": "fi", "regions": {"fi": {
+            "exits": [{"name": "fi-a", "via": silent.url}],
+            "probe": {"interval_ms": 100, "timeout_ms": 60000, "fall": 1, "target": "127.0.0.1:9"}}}})
+        time.sleep(0.3)
+        started = time.monotonic()
+        self.assertEqual(front.stop(timeout=10.0), 0)
+        self.assertLess(time.monotonic() - started, 3.0, "shutdown waited for a probe")
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. --check
 
 class Check(unittest.TestCase):
     def check(self, egress, rules=None):

@@ -16,13 +16,15 @@
 #include "portier/config/config.hpp"
 #include "portier/net/asio.hpp"
 #include "portier/policy/decide.hpp"
+#include "portier/session/probe.hpp"
 
 namespace portier::session {
 
 struct ExitHealth {
   std::atomic<unsigned> failures{0};                 // consecutive connect failures (passive)
   std::atomic<net::Clock::rep> down_until{0};        // passive mark: down until this steady-clock tick
-  std::atomic<bool> probe_down{false};               // active checks said down
+  std::atomic<bool> probe_down{false};               // active checks said down (mirrors probe.down)
+  ProbeCounts probe;                                 // active checks' run of results: the prober's thread only
   std::atomic<int> active{0};                        // connections open through the exit now
   std::atomic<std::uint64_t> selections{0};
 
@@ -65,6 +67,9 @@ class EgressTable {
 
   const RegionState* region(std::string_view name) const noexcept;
   const config::Egress& config() const noexcept { return snapshot_->config.egress; }
+  const config::Snapshot& snapshot() const noexcept { return *snapshot_; }
+  // Every region: the built-in "direct" first, then the configured ones.
+  const std::vector<std::unique_ptr<RegionState>>& regions() const noexcept { return regions_; }
   std::vector<std::string> keys() const;
 
  private:
