@@ -1326,3 +1326,50 @@ TEST_CASE("egress: every mistake is reported with its pointer, and passwords are
   chain += "]]}}}";
   check_error(with(chain), "/egress/regions/fi/exits/0", "a chain has at most 8 hops");
 }
+
+TEST_CASE("tls: https hops take ca_file, verify and server_name; other hops do not") {
+  auto snap = compiled(with(R"("egress": {"regions": {"fi": {"exits": [
+      "https://u:p@parent.example:3129",
+      {"via": [{"url": "https://10.0.0.5:3129", "verify": false, "server_name": "proxy.example"},
+               "socks5://h:1080"]}]}}})"));
+  const auto& exits = snap->config.egress.regions.at(0).exits;
+  REQUIRE(exits.size() == 2);
+  CHECK(exits[0].hops.at(0).scheme == portier::http::ProxyScheme::https);
+  CHECK(exits[0].hops.at(0).tls.verify);
+  CHECK(exits[0].hops.at(0).tls.context != nullptr);  // compiled: the system store
+  CHECK_FALSE(exits[1].hops.at(0).tls.verify);
+  CHECK(exits[1].hops.at(0).tls.server_name == "proxy.example");
+  CHECK(exits[1].hops.at(0).tls.context != nullptr);
+  CHECK(exits[1].hops.at(1).tls.context == nullptr);  // socks5: no TLS
+
+  check_error(with(R"("egress": {"regions": {"fi": {"exits": [{"via": {"url": "http://h:1", "verify": false}}]}}})"),
+              "/egress/regions/fi/exits/0/via/verify", "only https:// parents have a certificate to verify");
+  check_error(with(R"("egress": {"regions": {"fi": {"exits": [{"via": [{"url": "socks5://h:1", "ca_file": "a.pem"}]}]}}})"),
+              "/egress/regions/fi/exits/0/via/0/ca_file", "only https:// parents have a certificate to verify");
+  check_error(with(R"("egress": {"regions": {"fi": {"exits": [{"via": {"ca_file": "a.pem"}}]}}})"),
+              "/egress/regions/fi/exits/0/via", R"(missing required key "url")");
+  check_error(with(R"("egress": {"regions": {"fi": {"exits": [{"via": {"url": "https://h:1", "server_name": "a b"}}]}}})"),
+              "/egress/regions/fi/exits/0/via/server_name", R"(expected a host name, got "a b")");
+  check_error(with(R"("egress": {"regions": {"fi": {"exits": [{"via": {"url": "https://h:1", "tls": 1}}]}}})"),
+              "/egress/regions/fi/exits/0/via/tls", R"(unknown key "tls")");
+}
+
+TEST_CASE("tls: certificate and CA files are loaded at compile time, errors name the key") {
+  TempDir dir;
+  auto missing = compile_config(dir, R"({"listeners": [{"listen": ["127.0.0.1:1"],
+      "tls": {"cert_file": "nope.crt", "key_file": "nope.key"}}]})");
+  REQUIRE(missing.errors.size() == 1);
+  CHECK(missing.errors[0].pointer == "/listeners/0/tls");
+  CHECK(missing.errors[0].message.find("cert_file " + dir.path + "/nope.crt") == 0);
+  CHECK(missing.snapshot == nullptr);
+
+  dir.write("garbage.pem", "not a certificate\n");
+  auto garbage = compile_config(dir, R"({"listeners": [{"listen": ["127.0.0.1:1"]}],
+      "egress": {"regions": {"fi": {"exits": [{"via": {"url": "https://h:1", "ca_file": "garbage.pem"}}]}}}})");
+  REQUIRE(garbage.errors.size() == 1);
+  CHECK(garbage.errors[0].pointer == "/egress/regions/fi/exits/0/via");
+  CHECK(garbage.errors[0].message.find("ca_file " + dir.path + "/garbage.pem: ") == 0);
+
+  check_error(R"({"listeners": [{"listen": ["127.0.0.1:1"], "tls": {"cert_file": "a.crt"}}]})", "/listeners/0/tls",
+              R"(missing required key "key_file")");
+}
