@@ -105,10 +105,11 @@ awaitable<Result<void>> Stream::start_tls_server(SSL_CTX* ctx) {
     SSL_free(ssl);
     co_return Error{errc::internal, Side::internal, "TLS server over TLS"};
   }
-  auto tls = std::make_unique<TlsOverTcp>(std::move(std::get<tcp::socket>(layer_)), ssl);
-  auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, nothrow);
+  // In place before the handshake: whoever cancels socket() (the session's deadline) reaches it.
+  layer_ = std::make_unique<TlsOverTcp>(std::move(std::get<tcp::socket>(layer_)), ssl);
+  auto& tls = *std::get<std::unique_ptr<TlsOverTcp>>(layer_);
+  auto [ec] = co_await tls.async_handshake(asio::ssl::stream_base::server, nothrow);
   std::string reason = ec ? tls_reason(nullptr, ec) : std::string();
-  layer_ = std::move(tls);
   if (ec) co_return Error{errc::tls_failed, Side::downstream, "TLS handshake: " + reason};
   co_return Result<void>{};
 }

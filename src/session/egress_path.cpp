@@ -12,8 +12,8 @@ Result<ExitChoice> Session::pick_exit(const policy::Route& route, std::span<cons
 
 upstream::PathEnd Session::path_end(const ExitState& exit, bool plain_http) noexcept {
   const auto& hops = exit.config->hops;
-  // Plain HTTP goes to an http parent as an absolute-form request, unless told to CONNECT.
-  if (plain_http && !hops.empty() && hops.back().scheme == http::ProxyScheme::http && !exit.config->connect_all)
+  // Plain HTTP goes to an http(s) parent as an absolute-form request, unless told to CONNECT.
+  if (plain_http && !hops.empty() && hops.back().scheme != http::ProxyScheme::socks5 && !exit.config->connect_all)
     return upstream::PathEnd::last_hop;
   return upstream::PathEnd::target;
 }

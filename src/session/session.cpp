@@ -163,11 +163,11 @@ net::awaitable<void> Session::run() {
 net::awaitable<bool> Session::start_tls() {
   auto it = snap_->listener_tls.find(listener_);
   if (it == snap_->listener_tls.end()) co_return true;
+  begin_record();  // times the handshake, for the record of a failed one
   deadline_.arm(net::Phase::request_head, timeouts().header);
   auto hs = co_await client_.start_tls_server(it->second.get());
   deadline_.disarm();
   if (hs) co_return true;
-  begin_record();
   rec_.decision = "error";
   rec_.error = deadline_.expired() == net::Phase::request_head ? "tls_failed: TLS handshake: no ClientHello in time"
                                                                : hs.error().describe();
