@@ -1,6 +1,17 @@
-# Shared by the benchmark scripts (run.sh, policy.sh): process cleanup, ports, CPU idleness,
-# result parsing and the nginx config. The sourcing script defines log(), and sets T (temp dir),
-# PIDS (processes it started), KEEP_TMP and NG_PORT before using them.
+# Shared by the benchmark scripts (run.sh, policy.sh, egress.sh): process cleanup, ports, CPU
+# idleness and time, result parsing, nginx and portier start-up. The sourcing script defines log(),
+# and sets NG_PORT before using them. Sourcing it sets the shell options, PATH, HERE (this folder),
+# ROOT (the checkout) and the knobs every script has; bench_start then makes T (temp dir) and PIDS.
+
+set -uo pipefail
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+export LC_ALL=C
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SECS=${BENCH_SECONDS:-10}
+WARM=${BENCH_WARMUP_SECONDS:-2}
+PORTIER_BIN=${PORTIER:-$ROOT/build/portier}
+KEEP_TMP=${BENCH_KEEP_TMP:-0}
 
 cpu_idle_pct() {   # share of CPU time idle over one second, from /proc/stat
     local a b
@@ -8,6 +19,21 @@ cpu_idle_pct() {   # share of CPU time idle over one second, from /proc/stat
     awk -v a="$a" -v b="$b" 'BEGIN{ na=split(a,x," "); split(b,y," "); t=0
         for (i=2;i<=na;i++) t+=y[i]-x[i]; idle=(y[5]-x[5])+(y[6]-x[6])
         if (t>0) printf "%.0f", 100*idle/t; else print "?" }'
+}
+
+# Raises the open files limit, takes the CPU idleness (IDLE_START), makes T (/tmp/NAME.XXXXXX), empty
+# PIDS and NOTES, and stops every process in PIDS and removes T on exit.
+bench_start() {   # name
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    log "open files limit: $(ulimit -n)"
+    IDLE_START=$(cpu_idle_pct)
+    [ "$IDLE_START" != "?" ] && [ "$IDLE_START" -lt 90 ] && log "WARNING: CPU only ${IDLE_START}% idle before the run: figures will be skewed"
+    T=$(mktemp -d "/tmp/$1.XXXXXX")
+    chmod 755 "$T"   # squid drops to its own user and must reach its config and logs
+    PIDS=()
+    NOTES=()
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
 }
 
 cleanup() {
@@ -36,6 +62,9 @@ wait_port() {   # port timeout_tenths
     done
     return 1
 }
+
+# CPU time (user + system, all threads) of a process so far, in clock ticks (getconf CLK_TCK)
+cpu_ticks_pid() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null; }
 
 field() { sed -n "s/.*[ ]$1=\([-0-9.]*\).*/\1/p" <<<" $2" | head -1; }
 
@@ -74,6 +103,41 @@ http {
     }
 }
 EOF
+}
+
+# Writes the config and starts nginx serving $T/www in the foreground; sets NG_PID. Exits when it does not start.
+start_nginx() {
+    mkdir -p "$T/nginx/tmp"
+    write_nginx_conf
+    nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" -e "$T/nginx/error.log" -g 'daemon off;' \
+        > "$T/nginx/stdout" 2>&1 &
+    NG_PID=$!
+    PIDS+=("$NG_PID")
+    if ! wait_port "$NG_PORT" 100; then
+        log "FATAL: nginx did not start"; cat "$T/nginx/stdout" "$T/nginx/error.log" >&2; exit 1
+    fi
+}
+
+# Starts $PORTIER_BIN --config CFG (stdout, stderr in $T/portier-KEY.stdout, .stderr), adds it to PIDS
+# and polls every 10 ms, at most SECONDS, for its "portier: ready" line. Sets LP_PID, LP_READY_MS (start
+# to ready) and LP_PORT (its first listener on 127.0.0.1). Not ready: stops it and returns 1.
+launch_portier() {   # key cfg seconds
+    local err="$T/portier-$1.stderr" i t0
+    LP_PORT=""
+    t0=$(date +%s%N)
+    "$PORTIER_BIN" --config "$2" > "$T/portier-$1.stdout" 2> "$err" &
+    LP_PID=$!
+    PIDS+=("$LP_PID")
+    for i in $(seq 1 $(($3 * 100))); do
+        grep -q 'portier: ready' "$err" 2>/dev/null && break
+        kill -0 "$LP_PID" 2>/dev/null || break
+        sleep 0.01
+    done
+    LP_READY_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+    LP_PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$err" | head -1)
+    grep -q 'portier: ready' "$err" && [ -n "$LP_PORT" ] && return 0
+    kill -TERM "$LP_PID" 2>/dev/null
+    return 1
 }
 
 # Installs the Debian packages for the given commands when they are missing (nginx as nginx-light).

@@ -5,46 +5,27 @@
 # Env knobs: BENCH_SECONDS (10) BENCH_WARMUP_SECONDS (2) BENCH_ROUNDS (2) BENCH_WRK_CONNECTIONS (50)
 #            BENCH_DOMAINS (1000000) BENCH_REGEXES (10000) BENCH_LISTS_BENCH (1)
 #            PORTIER (build/portier) LISTS_BENCH (build/lists_bench) BENCH_KEEP_TMP (0)
-set -uo pipefail
-export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-export LC_ALL=C
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-SECS=${BENCH_SECONDS:-10}
-WARM=${BENCH_WARMUP_SECONDS:-2}
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # shell options, PATH, HERE, ROOT, SECS, WARM, PORTIER_BIN, KEEP_TMP
 ROUNDS=${BENCH_ROUNDS:-2}
 WRK_CONNS=${BENCH_WRK_CONNECTIONS:-50}
 N_DOMAINS=${BENCH_DOMAINS:-1000000}
 N_REGEXES=${BENCH_REGEXES:-10000}
 RUN_LISTS_BENCH=${BENCH_LISTS_BENCH:-1}
-PORTIER_BIN=${PORTIER:-$ROOT/build/portier}
 LISTS_BENCH_BIN=${LISTS_BENCH:-$ROOT/build/lists_bench}
-KEEP_TMP=${BENCH_KEEP_TMP:-0}
 BENCH_USER=bench
 BENCH_PASS=bench-pass-123
 
 log() { echo "[policy $(date +%H:%M:%S)] $*" >&2; }
-# shellcheck source=lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ------------------------------------------------------------------ packages (as run.sh)
 TOOLS=(nginx wrk curl python3 openssl)
 ensure_packages "${TOOLS[@]}"
 [ -x "$PORTIER_BIN" ] || { log "FATAL: $PORTIER_BIN not found or not executable (ninja -C build)"; exit 1; }
 
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-IDLE_START=$(cpu_idle_pct)
-[ "$IDLE_START" != "?" ] && [ "$IDLE_START" -lt 90 ] && log "WARNING: CPU only ${IDLE_START}% idle before the run: figures will be skewed"
-
 # ------------------------------------------------------------------ processes and cleanup
-T=$(mktemp -d /tmp/portier-policy-bench.XXXXXX)
-chmod 755 "$T"
-PIDS=()
-NOTES=()
-
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_start portier-policy-bench
 
 now_ns() { date +%s%N; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
@@ -113,16 +94,9 @@ else
 fi
 
 # ------------------------------------------------------------------ 3. nginx and portier A/B
-mkdir -p "$T/nginx/tmp" "$T/www"
+mkdir -p "$T/www"
 head -c 1024 /dev/zero | tr '\0' 'a' > "$T/www/1k"
-write_nginx_conf
-nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" -e "$T/nginx/error.log" -g 'daemon off;' \
-    > "$T/nginx/stdout" 2>&1 &
-NG_PID=$!
-PIDS+=("$NG_PID")
-if ! wait_port "$NG_PORT" 100; then
-    log "FATAL: nginx did not start"; cat "$T/nginx/stdout" "$T/nginx/error.log" >&2; exit 1
-fi
+start_nginx
 log "3. nginx pid $NG_PID on 127.0.0.1:$NG_PORT"
 
 printf '%s:%s\n' "$BENCH_USER" "$(openssl passwd -6 "$BENCH_PASS")" > "$T/users.htpasswd"
@@ -158,30 +132,19 @@ NAME_A="A (plain)"; NAME_B="B (auth+lists+rules)"
 name_of() { if [ "$1" = A ]; then echo "$NAME_A"; else echo "$NAME_B"; fi; }
 
 start_portier() {   # key ; sets PORT PID READY_MS RSS0 ALIVE
-    local key=$1 cfg="$T/portier-$1.json" err="$T/portier-$1.stderr" t0 t1 i port=""
+    local key=$1 err="$T/portier-$1.stderr"
     ALIVE[$key]=0
-    t0=$(now_ns)
-    "$PORTIER_BIN" --config "$cfg" > "$T/portier-$key.stdout" 2> "$err" &
-    PID[$key]=$!
-    PIDS+=("${PID[$key]}")
-    for i in $(seq 1 6000); do   # 60 s at most
-        grep -q 'portier: ready' "$err" 2>/dev/null && break
-        kill -0 "${PID[$key]}" 2>/dev/null || break
-        sleep 0.01
-    done
-    t1=$(now_ns)
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$err" | head -1)
-    if ! grep -q 'portier: ready' "$err" || [ -z "$port" ]; then
-        NOTES+=("$(name_of "$key"): did not become ready; stderr: $(tail -c 600 "$err" | tr '\n' ' ')")
+    if ! launch_portier "$key" "$T/portier-$key.json" 60; then
         log "FATAL: portier $key did not become ready:"; cat "$err" >&2
         exit 1
     fi
-    PORT[$key]=$port
-    READY_MS[$key]=$(( (t1 - t0) / 1000000 ))
+    PID[$key]=$LP_PID
+    PORT[$key]=$LP_PORT
+    READY_MS[$key]=$LP_READY_MS
     sleep 0.2
     RSS0[$key]=$(rss_kib "${PID[$key]}")
     ALIVE[$key]=1
-    log "    portier $(name_of "$key") pid ${PID[$key]} on 127.0.0.1:$port: ready after ${READY_MS[$key]} ms, VmRSS $(mb "${RSS0[$key]}") MB"
+    log "    portier $(name_of "$key") pid ${PID[$key]} on 127.0.0.1:${PORT[$key]}: ready after ${READY_MS[$key]} ms, VmRSS $(mb "${RSS0[$key]}") MB"
 }
 
 check_alive() {   # key what
@@ -231,7 +194,6 @@ check_alive A checks; check_alive B checks
 
 # ------------------------------------------------------------------ 4. wrk, alternating A/B
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null; }
 
 wrk_once() {   # key seconds
     local auth=""
@@ -245,9 +207,9 @@ run_wrk() {   # key round
     local key=$1 r=$2 out line req dur p99 rps t0 t1 cpu errs e n
     check_alive "$key" "wrk round $r" || return
     [ "$WARM" != 0 ] && wrk_once "$key" "$WARM" > /dev/null
-    t0=$(cpu_ticks "${PID[$key]}")
+    t0=$(cpu_ticks_pid "${PID[$key]}")
     out=$(wrk_once "$key" "$SECS")
-    t1=$(cpu_ticks "${PID[$key]}")
+    t1=$(cpu_ticks_pid "${PID[$key]}")
     echo "$out" > "$T/wrk-$key-$r.out"
     line=$(grep '^BENCH ' <<<"$out" | head -1)
     if [ -z "$line" ]; then

@@ -5,60 +5,32 @@
 # Env knobs: BENCH_SECONDS (10) BENCH_WARMUP_SECONDS (2) BENCH_WRK_CONNECTIONS (50)
 #            BENCH_TUNNEL_CONCURRENCY (20) BENCH_IDLE_TUNNELS (1000) BENCH_CONNECT_RUNS (3)
 #            BENCH_ACCESS_LOG (1) PORTIER (build/portier) BENCH_KEEP_TMP (0) BENCH_PORTIER_CONFIG_EXTRA ()
-set -uo pipefail
-export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-export LC_ALL=C
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-SECS=${BENCH_SECONDS:-10}
-WARM=${BENCH_WARMUP_SECONDS:-2}
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # shell options, PATH, HERE, ROOT, SECS, WARM, PORTIER_BIN, KEEP_TMP
 WRK_CONNS=${BENCH_WRK_CONNECTIONS:-50}
 TUN_CONC=${BENCH_TUNNEL_CONCURRENCY:-20}
 IDLE_N=${BENCH_IDLE_TUNNELS:-1000}
 CONNECT_RUNS=${BENCH_CONNECT_RUNS:-3}
 ACCESS_LOG_VARIANT=${BENCH_ACCESS_LOG:-1}
-PORTIER_BIN=${PORTIER:-$ROOT/build/portier}
-KEEP_TMP=${BENCH_KEEP_TMP:-0}
 PORTIER_EXTRA=${BENCH_PORTIER_CONFIG_EXTRA:-}   # extra top-level JSON keys, e.g. "origin_pool": {"max_idle_per_host": 64}
 
 log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
-# shellcheck source=lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ------------------------------------------------------------------ packages
 ensure_packages nginx squid wrk curl python3
 
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-log "open files limit: $(ulimit -n)"
-IDLE_START=$(cpu_idle_pct)
-[ "$IDLE_START" != "?" ] && [ "$IDLE_START" -lt 90 ] && log "WARNING: CPU only ${IDLE_START}% idle before the run: figures will be skewed"
-
 # ------------------------------------------------------------------ processes and cleanup
-T=$(mktemp -d /tmp/portier-bench.XXXXXX)
-chmod 755 "$T"   # squid drops to its own user and must reach its config and logs
-PIDS=()
-
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-
+bench_start portier-bench
 
 # ------------------------------------------------------------------ nginx
 NG_PORT=$(free_port)
-mkdir -p "$T/nginx/tmp" "$T/www"
+mkdir -p "$T/www"
 head -c 1024 /dev/zero | tr '\0' 'a' > "$T/www/1k"
 head -c 102400 /dev/zero | tr '\0' 'b' > "$T/www/100k"
 truncate -s 1G "$T/www/1g"   # sparse: no disk used, sendfile reads zero pages
 cat "$T/www/1g" > /dev/null  # fill the page cache now, not during the first timed download
-write_nginx_conf
-nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" -e "$T/nginx/error.log" -g 'daemon off;' \
-    > "$T/nginx/stdout" 2>&1 &
-NG_PID=$!
-PIDS+=("$NG_PID")
-if ! wait_port "$NG_PORT" 100; then
-    log "FATAL: nginx did not start"; cat "$T/nginx/stdout" "$T/nginx/error.log" >&2; exit 1
-fi
+start_nginx
 log "nginx pid $NG_PID on 127.0.0.1:$NG_PORT"
 
 # ------------------------------------------------------------------ squid
@@ -107,7 +79,7 @@ PORT[squid]=$SQ_PORT;  PID[squid]=$SQ_PID;  ALIVE[squid]=1
 NOTES=()
 
 start_portier() {   # key workers access_log_path
-    local key=$1 workers=$2 alog=$3 cfg="$T/portier-$1.json" i port=""
+    local key=$1 workers=$2 alog=$3 cfg="$T/portier-$1.json"
     ALIVE[$key]=0
     if [ ! -x "$PORTIER_BIN" ]; then
         NOTES+=("${NAME[$key]}: $PORTIER_BIN not found or not executable")
@@ -123,23 +95,15 @@ start_portier() {   # key workers access_log_path
   $PORTIER_EXTRA}
 }
 EOF
-    "$PORTIER_BIN" --config "$cfg" > "$T/portier-$key.stdout" 2> "$T/portier-$key.stderr" &
-    PID[$key]=$!
-    PIDS+=("${PID[$key]}")
-    for i in $(seq 1 100); do
-        grep -q 'portier: ready' "$T/portier-$key.stderr" 2>/dev/null && break
-        kill -0 "${PID[$key]}" 2>/dev/null || break
-        sleep 0.1
-    done
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/portier-$key.stderr" | head -1)
-    if ! grep -q 'portier: ready' "$T/portier-$key.stderr" || [ -z "$port" ]; then
+    if ! launch_portier "$key" "$cfg" 10; then
+        PID[$key]=$LP_PID
         NOTES+=("${NAME[$key]}: did not become ready; stderr: $(tail -c 400 "$T/portier-$key.stderr" | tr '\n' ' ')")
-        kill -TERM "${PID[$key]}" 2>/dev/null
         return 1
     fi
-    PORT[$key]=$port
+    PID[$key]=$LP_PID
+    PORT[$key]=$LP_PORT
     ALIVE[$key]=1
-    log "${NAME[$key]} pid ${PID[$key]} on 127.0.0.1:$port"
+    log "${NAME[$key]} pid ${PID[$key]} on 127.0.0.1:$LP_PORT"
 }
 
 # Marks a portier instance dead (with its exit status and stderr tail) if it has exited.
@@ -226,7 +190,7 @@ cpu_ticks() {   # key
         w=$(pgrep -P "$NG_PID" | head -1)
         [ -n "$w" ] && pid=$w
     fi
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo ""
+    cpu_ticks_pid "$pid"
 }
 # connections nginx has accepted so far (stub_status), minus the one used to ask
 nginx_accepts() {

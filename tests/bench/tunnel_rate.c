@@ -8,9 +8,15 @@
  * Completions inside the SECONDS window are counted; the loop ends after SECONDS
  * (in-flight connections are dropped), so the run is bounded in time.
  *
- * Built at run time by run.sh: cc -O2 -o tunnel_rate tunnel_rate.c
- * Usage: tunnel_rate HOST PORT TARGET_HOST:PORT PATH CONCURRENCY SECONDS [direct]
+ * With "latency" the same line ends with latency figures of the completed connections, in
+ * microseconds from the start of the TCP connect:
+ *   ready_p50_us ready_p99_us: until the GET could be sent (the proxy's "200" read; direct: TCP connected),
+ *   ttfb_p50_us ttfb_p99_us ttfb_max_us: until the first byte of the GET's response arrived.
+ *
+ * Built at run time by run.sh and egress.sh: cc -O2 -o tunnel_rate tunnel_rate.c
+ * Usage: tunnel_rate HOST PORT TARGET_HOST:PORT PATH CONCURRENCY SECONDS [direct] [latency]
  * Output (one line): ok=N errors=N err_connect=N err_proxy=N err_response=N err_timeout=N seconds=S rate=R
+ *   with "latency" followed by: ready_p50_us=U ready_p99_us=U ttfb_p50_us=U ttfb_p99_us=U ttfb_max_us=U
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -34,6 +40,9 @@ struct conn {
     size_t head_len; /* bytes of the CONNECT answer / response head kept in head[] */
     size_t total;    /* response bytes read */
     int status_ok;   /* response status line was 200 */
+    double t_start;  /* connect() called */
+    double t_ready;  /* GET sent: CONNECT answered 200 (direct: TCP connected) */
+    double t_first;  /* first response byte, 0 until then */
     char head[1024];
 };
 
@@ -52,6 +61,43 @@ static char get_req[1024];
 static size_t get_req_len;
 static long ok, err_connect, err_proxy, err_response, err_timeout;
 static const double conn_timeout_s = 5.0;
+
+/* Latency samples (microseconds) of completed connections, kept only with "latency". */
+struct samples { double *v; size_t n, cap; };
+static int latency_mode;
+static struct samples lat_ready, lat_ttfb;
+
+static void sample_add(struct samples *s, double us) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4096;
+        double *v = realloc(s->v, cap * sizeof *v);
+        if (!v) return; /* out of memory: drop the sample */
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = us;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* nearest-rank percentile of sorted samples; 0 when there are none */
+static double pct(const struct samples *s, double p) {
+    if (s->n == 0) return 0;
+    size_t rank = (size_t)(p * (double)s->n + 0.999999);
+    if (rank < 1) rank = 1;
+    if (rank > s->n) rank = s->n;
+    return s->v[rank - 1];
+}
+
+static void record_ok(const struct conn *c) {
+    ok++;
+    if (!latency_mode) return;
+    sample_add(&lat_ready, (c->t_ready - c->t_start) * 1e6);
+    sample_add(&lat_ttfb, (c->t_first - c->t_start) * 1e6);
+}
 
 static void conn_close(struct conn *c) {
     if (c->fd >= 0) {
@@ -74,7 +120,8 @@ static void conn_start(struct conn *c, size_t idx) {
     if (c->fd < 0) { err_connect++; c->st = S_FREE; c->fd = -1; return; }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->deadline = now_s() + conn_timeout_s;
+    c->t_start = now_s();
+    c->deadline = c->t_start + conn_timeout_s;
     int r = connect(c->fd, (struct sockaddr *)&addr, sizeof addr);
     if (r < 0 && errno != EINPROGRESS) { err_connect++; conn_close(c); return; }
     c->st = S_CONNECTING;
@@ -107,6 +154,7 @@ static int on_event(struct conn *c, size_t idx, unsigned events) {
         if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) { err_connect++; conn_close(c); return 1; }
         if (direct_mode) {
             if (send_all(c->fd, get_req, get_req_len) < 0) { err_connect++; conn_close(c); return 1; }
+            c->t_ready = now_s();
             start_get(c);
         } else {
             if (send_all(c->fd, connect_req, connect_req_len) < 0) { err_connect++; conn_close(c); return 1; }
@@ -127,7 +175,7 @@ static int on_event(struct conn *c, size_t idx, unsigned events) {
         }
         if (n == 0) {
             if (c->st == S_READ_CONNECT) { err_proxy++; conn_close(c); return 1; }
-            if (c->status_ok && c->total >= 1024) ok++; else err_response++;
+            if (c->status_ok && c->total >= 1024) record_ok(c); else err_response++;
             conn_close(c);
             return 1;
         }
@@ -143,10 +191,12 @@ static int on_event(struct conn *c, size_t idx, unsigned events) {
                 err_proxy++; conn_close(c); return 1;
             }
             if (send_all(c->fd, get_req, get_req_len) < 0) { err_response++; conn_close(c); return 1; }
+            c->t_ready = now_s();
             start_get(c);
             continue;
         }
         /* S_READ_RESPONSE: keep the first bytes for the status line, count the rest */
+        if (c->t_first == 0) c->t_first = now_s();
         if (c->head_len < 12) {
             size_t take = 12 - c->head_len;
             if (take > (size_t)n) take = (size_t)n;
@@ -161,7 +211,7 @@ static int on_event(struct conn *c, size_t idx, unsigned events) {
 
 int main(int argc, char **argv) {
     if (argc < 7) {
-        fprintf(stderr, "usage: %s HOST PORT TARGET_HOST:PORT PATH CONCURRENCY SECONDS [direct]\n", argv[0]);
+        fprintf(stderr, "usage: %s HOST PORT TARGET_HOST:PORT PATH CONCURRENCY SECONDS [direct] [latency]\n", argv[0]);
         return 2;
     }
     const char *host = argv[1];
@@ -170,7 +220,11 @@ int main(int argc, char **argv) {
     const char *path = argv[4];
     int conc = atoi(argv[5]);
     double seconds = atof(argv[6]);
-    direct_mode = argc > 7 && strcmp(argv[7], "direct") == 0;
+    for (int i = 7; i < argc; i++) {
+        if (strcmp(argv[i], "direct") == 0) direct_mode = 1;
+        else if (strcmp(argv[i], "latency") == 0) latency_mode = 1;
+        else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
+    }
     if (conc < 1 || conc > 10000 || seconds <= 0 || seconds > 3600) { fprintf(stderr, "bad arguments\n"); return 2; }
 
     memset(&addr, 0, sizeof addr);
@@ -217,9 +271,19 @@ int main(int argc, char **argv) {
     if (elapsed > seconds) elapsed = seconds;
     for (int i = 0; i < conc; i++) conn_close(&conns[i]);
     long errors = err_connect + err_proxy + err_response + err_timeout;
-    printf("ok=%ld errors=%ld err_connect=%ld err_proxy=%ld err_response=%ld err_timeout=%ld seconds=%.3f rate=%.1f\n",
+    printf("ok=%ld errors=%ld err_connect=%ld err_proxy=%ld err_response=%ld err_timeout=%ld seconds=%.3f rate=%.1f",
            ok, errors, err_connect, err_proxy, err_response, err_timeout, elapsed, (double)ok / elapsed);
+    if (latency_mode) {
+        qsort(lat_ready.v, lat_ready.n, sizeof(double), cmp_double);
+        qsort(lat_ttfb.v, lat_ttfb.n, sizeof(double), cmp_double);
+        printf(" ready_p50_us=%.0f ready_p99_us=%.0f ttfb_p50_us=%.0f ttfb_p99_us=%.0f ttfb_max_us=%.0f",
+               pct(&lat_ready, 0.50), pct(&lat_ready, 0.99), pct(&lat_ttfb, 0.50), pct(&lat_ttfb, 0.99),
+               pct(&lat_ttfb, 1.0));
+    }
+    printf("\n");
     free(conns);
     free(evs);
+    free(lat_ready.v);
+    free(lat_ttfb.v);
     return 0;
 }
