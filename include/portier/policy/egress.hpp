@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "portier/core/error.hpp"
+#include "portier/core/hash.hpp"
 
 namespace portier::policy {
 
@@ -78,19 +79,9 @@ struct EgressPolicy {
 
 // ---- choosing an exit inside a region ------------------------------------------------------------
 
-// A stable 64-bit hash (FNV-1a with a splitmix64 finaliser): the same on every build and machine, so
-// instances behind one load balancer agree.
-std::uint64_t stable_hash(std::string_view text, std::uint64_t seed = 0) noexcept;
-
-struct ExitCandidate {
-  std::string_view name;  // the exit's configured name: what the hash sees
-  unsigned weight = 1;    // 0 = never chosen
-  bool eligible = true;   // healthy (failover) or any (strict)
-};
-
-// Weighted rendezvous (highest random weight) hashing of `key` (user + session id) over the eligible
-// candidates: the index of the winner, or nullopt when none is eligible. Removing or adding a
-// candidate moves only the keys that candidate wins.
-std::optional<std::size_t> rendezvous_pick(std::string_view key, std::span<const ExitCandidate> candidates) noexcept;
+// Exits are chosen by weighted rendezvous hashing (core/hash.hpp) of user + session id.
+using ExitCandidate = HashCandidate;
+using portier::rendezvous_pick;
+using portier::stable_hash;
 
 }  // namespace portier::policy
