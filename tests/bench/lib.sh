@@ -118,6 +118,45 @@ start_nginx() {
     fi
 }
 
+# Starts squid in the foreground (-N) with its own config in $T/squid: 1 worker, no cache, no access
+# log, CONNECT allowed from loopback to $NG_PORT only. Sets SQ_PORT and SQ_PID (added to PIDS).
+# Returns 1 when it does not listen within 15 s (it is then stopped); its logs are in $T/squid.
+start_squid() {
+    SQ_PORT=$(free_port)
+    mkdir -p "$T/squid"
+    chmod 777 "$T/squid"   # squid drops to its own user and must reach its config and logs
+    cat > "$T/squid/squid.conf" <<SQUID
+http_port 127.0.0.1:$SQ_PORT
+visible_hostname portier-bench
+workers 1
+cache deny all
+cache_mem 0 MB
+access_log none
+cache_store_log none
+cache_log $T/squid/cache.log
+pid_filename $T/squid/squid.pid
+coredump_dir $T/squid
+pinger_enable off
+shutdown_lifetime 1 seconds
+max_filedescriptors 65536
+client_persistent_connections on
+server_persistent_connections on
+acl bench_src src 127.0.0.0/8
+acl bench_port port $NG_PORT
+acl CONNECT method CONNECT
+http_access allow CONNECT bench_src bench_port
+http_access deny CONNECT
+http_access allow bench_src
+http_access deny all
+SQUID
+    squid -N -f "$T/squid/squid.conf" > "$T/squid/stdout" 2>&1 &
+    SQ_PID=$!
+    PIDS+=("$SQ_PID")
+    if wait_port "$SQ_PORT" 150 && kill -0 "$SQ_PID" 2>/dev/null; then return 0; fi
+    kill -TERM "$SQ_PID" 2>/dev/null
+    return 1
+}
+
 # Starts $PORTIER_BIN --config CFG (stdout, stderr in $T/portier-KEY.stdout, .stderr), adds it to PIDS
 # and polls every 10 ms, at most SECONDS, for its "portier: ready" line. Sets LP_PID, LP_READY_MS (start
 # to ready) and LP_PORT (its first listener on 127.0.0.1). Not ready: stops it and returns 1.

@@ -34,37 +34,7 @@ start_nginx
 log "nginx pid $NG_PID on 127.0.0.1:$NG_PORT"
 
 # ------------------------------------------------------------------ squid
-SQ_PORT=$(free_port)
-mkdir -p "$T/squid"
-chmod 777 "$T/squid"
-cat > "$T/squid/squid.conf" <<EOF
-http_port 127.0.0.1:$SQ_PORT
-visible_hostname portier-bench
-workers 1
-cache deny all
-cache_mem 0 MB
-access_log none
-cache_store_log none
-cache_log $T/squid/cache.log
-pid_filename $T/squid/squid.pid
-coredump_dir $T/squid
-pinger_enable off
-shutdown_lifetime 1 seconds
-max_filedescriptors 65536
-client_persistent_connections on
-server_persistent_connections on
-acl bench_src src 127.0.0.0/8
-acl bench_port port $NG_PORT
-acl CONNECT method CONNECT
-http_access allow CONNECT bench_src bench_port
-http_access deny CONNECT
-http_access allow bench_src
-http_access deny all
-EOF
-squid -N -f "$T/squid/squid.conf" > "$T/squid/stdout" 2>&1 &
-SQ_PID=$!
-PIDS+=("$SQ_PID")
-if ! wait_port "$SQ_PORT" 150; then
+if ! start_squid; then
     log "FATAL: squid did not start"; cat "$T/squid/stdout" "$T/squid/cache.log" >&2; exit 1
 fi
 log "squid pid $SQ_PID on 127.0.0.1:$SQ_PORT ($(squid -v | head -1))"
