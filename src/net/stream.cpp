@@ -73,13 +73,7 @@ awaitable<Result<void>> Stream::start_tls_client(SSL_CTX* ctx, const TlsClientOp
   }
 
   auto handshake = [this]() -> awaitable<std::error_code> {
-    std::error_code e;
-    if (auto* t = std::get_if<std::unique_ptr<TlsOverTcp>>(&layer_)) {
-      std::tie(e) = co_await (*t)->async_handshake(asio::ssl::stream_base::client, nothrow);
-    } else {
-      std::tie(e) = co_await std::get<std::unique_ptr<TlsInTls>>(layer_)->tls.async_handshake(
-          asio::ssl::stream_base::client, nothrow);
-    }
+    auto [e] = co_await on_tls([](auto& tls) { return tls.async_handshake(asio::ssl::stream_base::client, nothrow); });
     co_return e;
   };
   bool timed_out = false;
@@ -87,12 +81,7 @@ awaitable<Result<void>> Stream::start_tls_client(SSL_CTX* ctx, const TlsClientOp
   if (timed_out)
     co_return Error{errc::connect_timeout, Side::upstream, std::string(where) + ": TLS handshake: no answer within " + ms(timeout)};
   if (ec) {
-    SSL* native = nullptr;
-    if (auto* t = std::get_if<std::unique_ptr<TlsOverTcp>>(&layer_)) {
-      native = (*t)->native_handle();
-    } else {
-      native = std::get<std::unique_ptr<TlsInTls>>(layer_)->tls.native_handle();
-    }
+    SSL* native = on_tls([](auto& tls) { return tls.native_handle(); });
     co_return Error{errc::tls_failed, Side::upstream, std::string(where) + ": TLS handshake: " + tls_reason(native, ec)};
   }
   co_return Result<void>{};
@@ -117,11 +106,7 @@ awaitable<Result<void>> Stream::start_tls_server(SSL_CTX* ctx) {
 awaitable<void> Stream::shutdown_tls(Clock::duration timeout) {
   if (plain()) co_return;
   auto shutdown = [this]() -> awaitable<int> {
-    if (auto* t = std::get_if<std::unique_ptr<TlsOverTcp>>(&layer_)) {
-      co_await (*t)->async_shutdown(nothrow);
-    } else {
-      co_await std::get<std::unique_ptr<TlsInTls>>(layer_)->tls.async_shutdown(nothrow);
-    }
+    co_await on_tls([](auto& tls) { return tls.async_shutdown(nothrow); });
     co_return 0;
   };
   bool timed_out = false;

@@ -25,6 +25,15 @@ char* thread_buffer() {
 std::error_code last_error() { return {errno, std::system_category()}; }
 bool would_block() { return errno == EAGAIN || errno == EWOULDBLOCK; }
 
+// How a tunnel whose sockets were cancelled ended: which deadline did it.
+const char* cancel_reason(const net::Deadline& deadline) noexcept {
+  switch (deadline.expired()) {
+    case net::Phase::tunnel_idle: return "idle_timeout";
+    case net::Phase::drain: return "shutdown";
+    default: return "cancelled";
+  }
+}
+
 // The two directions as callbacks (no coroutine frames): the tunnel() coroutine only waits for
 // both to finish, so a tunnel costs one small object and two pending reactor waits.
 class Tunnel {
@@ -89,7 +98,7 @@ class Tunnel {
     if (!ec && deadline_.expired() != net::Phase::none) ec = asio::error::operation_aborted;
     if (ec) {
       if (ec == asio::error::operation_aborted) {
-        set_end(cancel_reason());
+        set_end(cancel_reason(deadline_));
         finish(d);
         cancel_other(d);
       } else {
@@ -192,14 +201,6 @@ class Tunnel {
     d.pipe_r = d.pipe_w = -1;
   }
 
-  const char* cancel_reason() const {
-    switch (deadline_.expired()) {
-      case net::Phase::tunnel_idle: return "idle_timeout";
-      case net::Phase::drain: return "shutdown";
-      default: return "cancelled";
-    }
-  }
-
   void set_end(const std::string& why) {
     if (result_.end.empty()) result_.end = why;
   }
@@ -300,9 +301,7 @@ class StreamTunnel {
 
   void fail(const char* who, std::error_code ec) {
     if (ec == asio::error::operation_aborted && deadline_.expired() != net::Phase::none) {
-      set_end(deadline_.expired() == net::Phase::tunnel_idle ? "idle_timeout"
-              : deadline_.expired() == net::Phase::drain     ? "shutdown"
-                                                             : "cancelled");
+      set_end(cancel_reason(deadline_));
     } else {
       set_end(std::string(who) + "_error: " + ec.message());
     }

@@ -55,20 +55,8 @@ net::awaitable<Result<void>> probe_once(const ExitState& exit, const config::Pro
     path->conn.stream.socket().close(ignored);
     co_return Result<void>{};
   }
-  const http::ProxyUrl& first = hops.front();
-  auto endpoints =
-      co_await net::resolve(first.authority.host, first.authority.port, net::DestinationGuard{nullptr, true});
-  if (!endpoints) {
-    Error e = std::move(endpoints).error();
-    e.context = first.label() + ": " + e.context;
-    co_return e;
-  }
-  auto conn = co_await net::connect_any(*endpoints, probe.timeout, exit.config->bind);
-  if (!conn) {
-    Error e = std::move(conn).error();
-    e.context = first.label() + ": " + e.context;
-    co_return e;
-  }
+  auto conn = co_await upstream::connect_to_parent(hops.front(), probe.timeout, exit.config->bind);
+  if (!conn) co_return std::move(conn).error();
   std::error_code ignored;
   conn->stream.socket().close(ignored);
   co_return Result<void>{};
@@ -182,15 +170,16 @@ void Prober::update(std::shared_ptr<const EgressTable> table) {
     }
   }
   // Exits gone from the table: their health goes with them (or a later table starts it afresh).
-  for (auto& [key, loop] : loops_) {
-    loop->stopped = true;
-    loop->timer.cancel();
-  }
+  stop_loops();
   loops_ = std::move(next);
 }
 
 void Prober::stop() {
   stopped_ = true;
+  stop_loops();
+}
+
+void Prober::stop_loops() {
   for (auto& [key, loop] : loops_) {
     loop->stopped = true;
     loop->timer.cancel();

@@ -38,6 +38,25 @@ net::awaitable<Result<void>> start_tls(net::Stream& stream, const http::ProxyUrl
 
 }  // namespace
 
+net::awaitable<Result<net::Connected>> connect_to_parent(const http::ProxyUrl& hop, net::Clock::duration timeout,
+                                                         const std::optional<IpAddress>& bind) {
+  // A parent the admin configured: no SSRF guard on it.
+  auto endpoints = co_await net::resolve(hop.authority.host, hop.authority.port, net::DestinationGuard{nullptr, true});
+  if (!endpoints) {
+    Error e = std::move(endpoints).error();
+    e.side = Side::upstream;
+    e.context = hop.label() + ": " + e.context;
+    co_return e;
+  }
+  auto conn = co_await net::connect_any(*endpoints, timeout, bind);
+  if (!conn) {
+    Error e = std::move(conn).error();
+    e.context = hop.label() + ": " + e.context;
+    co_return e;
+  }
+  co_return std::move(*conn);
+}
+
 net::awaitable<Result<OpenedPath>> open_path(std::span<const http::ProxyUrl> hops, std::string_view host,
                                              std::uint16_t port, PathEnd end, const PathOptions& options,
                                              bool& exit_fault) {
@@ -51,21 +70,9 @@ net::awaitable<Result<OpenedPath>> open_path(std::span<const http::ProxyUrl> hop
   }
 
   exit_fault = true;
-  // The first hop is a parent the admin configured: no SSRF guard on it.
   const http::ProxyUrl& first = hops.front();
-  auto endpoints = co_await net::resolve(first.authority.host, first.authority.port, net::DestinationGuard{nullptr, true});
-  if (!endpoints) {
-    Error e = std::move(endpoints).error();
-    e.side = Side::upstream;
-    e.context = first.label() + ": " + e.context;
-    co_return e;
-  }
-  auto conn = co_await net::connect_any(*endpoints, options.connect_timeout, options.bind);
-  if (!conn) {
-    Error e = std::move(conn).error();
-    e.context = first.label() + ": " + e.context;
-    co_return e;
-  }
+  auto conn = co_await connect_to_parent(first, options.connect_timeout, options.bind);
+  if (!conn) co_return std::move(conn).error();
   OpenedPath path{std::move(*conn), {}};
   if (auto tls = co_await start_tls(path.conn.stream, first, options.connect_timeout); !tls) co_return std::move(tls).error();
 

@@ -116,6 +116,10 @@ class Stream {
   using TlsOverTcp = asio::ssl::stream<tcp::socket>;
   struct TlsInTls;  // TLS through a tunnel inside an outer TLS Stream, which it owns
 
+  // Calls f with the TLS layer, whichever of the two it is. Only when !plain().
+  template <class F>
+  decltype(auto) on_tls(F&& f);
+
   std::variant<tcp::socket, std::unique_ptr<TlsOverTcp>, std::unique_ptr<TlsInTls>> layer_;
 };
 
@@ -125,20 +129,22 @@ struct Stream::TlsInTls {
   asio::ssl::stream<detail::ErasedStreamRef> tls;
 };
 
+template <class F>
+decltype(auto) Stream::on_tls(F&& f) {
+  if (auto* t = std::get_if<std::unique_ptr<TlsOverTcp>>(&layer_)) return f(**t);
+  return f(std::get<std::unique_ptr<TlsInTls>>(layer_)->tls);
+}
+
 template <class MutableBuffers, class Token>
 auto Stream::async_read_some(const MutableBuffers& buffers, Token&& token) {
   if (auto* s = std::get_if<tcp::socket>(&layer_)) return s->async_read_some(buffers, std::forward<Token>(token));
-  if (auto* t = std::get_if<std::unique_ptr<TlsOverTcp>>(&layer_))
-    return (*t)->async_read_some(buffers, std::forward<Token>(token));
-  return std::get<std::unique_ptr<TlsInTls>>(layer_)->tls.async_read_some(buffers, std::forward<Token>(token));
+  return on_tls([&](auto& tls) { return tls.async_read_some(buffers, std::forward<Token>(token)); });
 }
 
 template <class ConstBuffers, class Token>
 auto Stream::async_write_some(const ConstBuffers& buffers, Token&& token) {
   if (auto* s = std::get_if<tcp::socket>(&layer_)) return s->async_write_some(buffers, std::forward<Token>(token));
-  if (auto* t = std::get_if<std::unique_ptr<TlsOverTcp>>(&layer_))
-    return (*t)->async_write_some(buffers, std::forward<Token>(token));
-  return std::get<std::unique_ptr<TlsInTls>>(layer_)->tls.async_write_some(buffers, std::forward<Token>(token));
+  return on_tls([&](auto& tls) { return tls.async_write_some(buffers, std::forward<Token>(token)); });
 }
 
 // Runs `op` (operations on `socket` or a Stream over it) with a time limit: when `timeout` passes

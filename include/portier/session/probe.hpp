@@ -55,6 +55,8 @@ class Prober {
   struct Loop;
 
  private:
+  void stop_loops();  // ends every loop in loops_ (a probe in flight is cancelled) and forgets them
+
   asio::any_io_executor executor_;
   std::unordered_map<std::string, std::shared_ptr<Loop>> loops_;
   bool stopped_ = false;

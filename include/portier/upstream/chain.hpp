@@ -30,6 +30,11 @@ enum class PathEnd {
   last_hop,  // the socket reaches the last hop, an http parent that takes absolute-form requests
 };
 
+// A TCP connection to a parent proxy (the first hop of a chain), from `bind` when set. Parents are
+// configured by the admin, so no SSRF guard applies. Errors name the hop ("http://p:3128: ...").
+net::awaitable<Result<net::Connected>> connect_to_parent(const http::ProxyUrl& hop, net::Clock::duration timeout,
+                                                         const std::optional<IpAddress>& bind);
+
 // Errors carry the hop that failed ("parent_refused: http://127.0.0.1:3129: CONNECT a:443: 403 ...").
 // `exit_fault` tells whether the exit itself failed (a hop unreachable, silent or refusing to reach
 // the next hop) rather than the target (the origin, or the last parent refusing the target): only
