@@ -159,13 +159,13 @@ class Compiler {
   void tls_contexts(Snapshot& snap) {
     for (const auto& l : config_.listeners) {
       if (!l.tls) continue;
-      std::string why;
-      auto ctx = tls_server_context(path_of(l.tls->cert_file), path_of(l.tls->key_file), why);
-      if (ctx) {
-        snap.listener_tls.emplace(l.name, std::move(ctx));
-      } else {
-        error(l.tls->pointer, why);
+      ListenerTls tls = *l.tls;
+      for (auto& c : tls.certificates) {
+        c.cert_file = path_of(c.cert_file);
+        c.key_file = path_of(c.key_file);
       }
+      // One context per certificate; the default one chooses the others by SNI and owns them.
+      if (auto ctx = tls_listener_context(tls, errors_)) snap.listener_tls.emplace(l.name, std::move(ctx));
     }
     // One client context per distinct (ca_file, verify): loading the system store costs milliseconds.
     std::map<std::pair<std::string, bool>, std::shared_ptr<ssl_ctx_st>> clients;

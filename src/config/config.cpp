@@ -357,19 +357,82 @@ class Validator {
     });
   }
 
-  // "tls": {"cert_file": "proxy.crt", "key_file": "proxy.key"}: clients speak TLS to the listener.
+  // "tls": clients speak TLS to the listener. Either one certificate, {"cert_file": "proxy.crt",
+  // "key_file": "proxy.key"}, or {"certificates": [{"cert_file": ..., "key_file": ...}, ...]} where
+  // the first is the default and the others are chosen by SNI; optional "ciphers" (TLS 1.2) and
+  // "ciphersuites" (TLS 1.3) in OpenSSL's syntax, checked by OpenSSL at compile time.
   void listener_tls(const Json& v, const std::string& p, Listener& l) {
     ListenerTls tls;
-    bool saw_cert = false, saw_key = false;
+    tls.pointer = p;
+    Certificate single;
+    single.pointer = p;
+    bool saw_cert = false, saw_key = false, saw_list = false;
     bool ok = object(v, p, {
-      {"cert_file", [&](const Json& fv, const std::string& fp) { saw_cert = true; file_path(fv, fp, tls.cert_file); }},
-      {"key_file", [&](const Json& fv, const std::string& fp) { saw_key = true; file_path(fv, fp, tls.key_file); }},
+      {"cert_file", [&](const Json& fv, const std::string& fp) {
+         saw_cert = true;
+         file_path(fv, fp, single.cert_file);
+       }},
+      {"key_file", [&](const Json& fv, const std::string& fp) {
+         saw_key = true;
+         file_path(fv, fp, single.key_file);
+       }},
+      {"certificates", [&](const Json& cv, const std::string& cp) {
+         saw_list = true;
+         certificate_list(cv, cp, tls.certificates);
+       }},
+      {"ciphers", [&](const Json& cv, const std::string& cp) { cipher_list(cv, cp, tls.ciphers); }},
+      {"ciphersuites", [&](const Json& cv, const std::string& cp) { cipher_list(cv, cp, tls.ciphersuites); }},
     });
     if (!ok) return;
-    if (!saw_cert) error(p, "missing required key \"cert_file\"");
-    if (!saw_key) error(p, "missing required key \"key_file\"");
-    tls.pointer = p;
+    if (saw_list) {
+      if (saw_cert || saw_key) {
+        error(p, "expected either \"certificates\" or \"cert_file\" and \"key_file\", not both");
+      }
+    } else if (!saw_cert && !saw_key) {
+      error(p, "missing required key \"certificates\" (or \"cert_file\" and \"key_file\")");
+    } else {
+      if (!saw_cert) error(p, "missing required key \"cert_file\"");
+      if (!saw_key) error(p, "missing required key \"key_file\"");
+      tls.certificates.push_back(std::move(single));
+    }
     l.tls = std::move(tls);
+  }
+
+  // "certificates": [{"cert_file": "a.crt", "key_file": "a.key"}, ...], at least one.
+  void certificate_list(const Json& v, const std::string& p, std::vector<Certificate>& out) {
+    if (!v.is_array()) {
+      error(p, "expected an array of {\"cert_file\", \"key_file\"} objects, got " + show(v));
+      return;
+    }
+    if (v.empty()) {
+      error(p, "expected at least one certificate, got []");
+      return;
+    }
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      Certificate c;
+      c.pointer = child(p, i);
+      bool saw_cert = false, saw_key = false;
+      bool ok = object(v[i], c.pointer, {
+        {"cert_file", [&](const Json& fv, const std::string& fp) { saw_cert = true; file_path(fv, fp, c.cert_file); }},
+        {"key_file", [&](const Json& fv, const std::string& fp) { saw_key = true; file_path(fv, fp, c.key_file); }},
+      });
+      if (!ok) continue;
+      if (!saw_cert) error(c.pointer, "missing required key \"cert_file\"");
+      if (!saw_key) error(c.pointer, "missing required key \"key_file\"");
+      out.push_back(std::move(c));
+    }
+  }
+
+  // An OpenSSL cipher list ("ECDHE+AESGCM:ECDHE+CHACHA20", "TLS_AES_256_GCM_SHA384"); whether
+  // OpenSSL knows any of it is checked when the config is compiled.
+  void cipher_list(const Json& v, const std::string& p, std::string& out) {
+    const std::string* s = string(v, p);
+    if (s == nullptr) return;
+    if (s->empty() || s->size() > kMaxPatternLength || !printable(*s)) {
+      error(p, "expected an OpenSSL cipher list such as \"ECDHE+AESGCM:ECDHE+CHACHA20\", got " + show(v));
+      return;
+    }
+    out = *s;
   }
 
   void listen(const Json& v, const std::string& p, std::vector<SocketAddress>& out) {

@@ -22,10 +22,19 @@ namespace portier::config {
 
 enum class ListenerMode { forward };
 
-// "tls" of a listener: clients speak TLS to it (an HTTPS proxy).
-struct ListenerTls {
+// One certificate of a TLS listener.
+struct Certificate {
   std::string cert_file;  // PEM, the certificate chain (relative paths: to the config file)
   std::string key_file;   // PEM, its private key
+  std::string pointer;    // of its object: ".../tls/certificates/1", or ".../tls" for the single form
+};
+
+// "tls" of a listener: clients speak TLS to it (an HTTPS proxy). The first certificate is the
+// default; the others are chosen by the server name (SNI) the client sends.
+struct ListenerTls {
+  std::vector<Certificate> certificates;  // at least one
+  std::string ciphers;       // TLS 1.2 cipher list, OpenSSL syntax; "" = OpenSSL's default
+  std::string ciphersuites;  // TLS 1.3 cipher suites, OpenSSL syntax; "" = OpenSSL's default
   std::string pointer;
 };
 

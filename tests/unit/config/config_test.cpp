@@ -1354,6 +1354,85 @@ TEST_CASE("tls: https hops take ca_file, verify and server_name; other hops do n
               "/egress/regions/fi/exits/0/via/tls", R"(unknown key "tls")");
 }
 
+TEST_CASE("tls: a listener takes one certificate or a list of them, and cipher lists") {
+  auto single = valid(R"({"listeners": [{"listen": ["127.0.0.1:1"],
+      "tls": {"cert_file": "proxy.crt", "key_file": "proxy.key"}}]})");
+  REQUIRE(single.listeners.at(0).tls.has_value());
+  const auto& one = *single.listeners[0].tls;
+  REQUIRE(one.certificates.size() == 1);
+  CHECK(one.certificates[0].cert_file == "proxy.crt");
+  CHECK(one.certificates[0].key_file == "proxy.key");
+  CHECK(one.certificates[0].pointer == "/listeners/0/tls");  // errors keep the single form's pointer
+  CHECK(one.pointer == "/listeners/0/tls");
+  CHECK(one.ciphers.empty());
+  CHECK(one.ciphersuites.empty());
+
+  auto list = valid(R"({"listeners": [{"listen": ["127.0.0.1:1"], "tls": {
+      "certificates": [{"cert_file": "a.crt", "key_file": "a.key"}, {"key_file": "b.key", "cert_file": "b.crt"}],
+      "ciphers": "ECDHE+AESGCM:ECDHE+CHACHA20", "ciphersuites": "TLS_AES_256_GCM_SHA384"}}]})");
+  const auto& two = *list.listeners.at(0).tls;
+  REQUIRE(two.certificates.size() == 2);
+  CHECK(two.certificates[0].cert_file == "a.crt");
+  CHECK(two.certificates[0].pointer == "/listeners/0/tls/certificates/0");
+  CHECK(two.certificates[1].cert_file == "b.crt");
+  CHECK(two.certificates[1].key_file == "b.key");
+  CHECK(two.certificates[1].pointer == "/listeners/0/tls/certificates/1");
+  CHECK(two.ciphers == "ECDHE+AESGCM:ECDHE+CHACHA20");
+  CHECK(two.ciphersuites == "TLS_AES_256_GCM_SHA384");
+
+  auto cipher_only = valid(R"({"listeners": [{"listen": ["127.0.0.1:1"],
+      "tls": {"cert_file": "a.crt", "key_file": "a.key", "ciphersuites": "TLS_CHACHA20_POLY1305_SHA256"}}]})");
+  CHECK(cipher_only.listeners.at(0).tls->ciphersuites == "TLS_CHACHA20_POLY1305_SHA256");
+  CHECK(cipher_only.listeners.at(0).tls->certificates.size() == 1);
+}
+
+TEST_CASE("tls: both certificate forms at once, an empty list and malformed cipher lists are refused") {
+  auto tls = [](std::string_view body) {
+    return R"({"listeners": [{"listen": ["127.0.0.1:1"], "tls": )" + std::string(body) + "}]}";
+  };
+  check_error(tls(R"({"cert_file": "a.crt", "key_file": "a.key",
+                       "certificates": [{"cert_file": "b.crt", "key_file": "b.key"}]})"),
+              "/listeners/0/tls", R"(expected either "certificates" or "cert_file" and "key_file", not both)");
+  check_error(tls(R"({"certificates": [{"cert_file": "b.crt", "key_file": "b.key"}], "key_file": "a.key"})"),
+              "/listeners/0/tls", R"(expected either "certificates" or "cert_file" and "key_file", not both)");
+  check_error(tls(R"({"certificates": []})"), "/listeners/0/tls/certificates",
+              "expected at least one certificate, got []");
+  check_error(tls(R"({"certificates": {"cert_file": "a.crt", "key_file": "a.key"}})"), "/listeners/0/tls/certificates",
+              R"(expected an array of {"cert_file", "key_file"} objects, got )"
+              R"({"cert_file":"a.crt","key_file":"a.key"})");
+  check_error(tls(R"({"certificates": [{"cert_file": "a.crt", "key_file": "a.key"}, {"cert_file": "b.crt"}]})"),
+              "/listeners/0/tls/certificates/1", R"(missing required key "key_file")");
+  check_error(tls(R"({"certificates": [{"cert_file": "a.crt", "key_file": "a.key", "ca_file": "c.pem"}]})"),
+              "/listeners/0/tls/certificates/0/ca_file", R"(unknown key "ca_file")");
+  check_error(tls(R"({"certificates": ["a.crt"]})"), "/listeners/0/tls/certificates/0",
+              R"(expected an object, got "a.crt")");
+  check_error(tls(R"({})"), "/listeners/0/tls",
+              R"(missing required key "certificates" (or "cert_file" and "key_file"))");
+  check_error(tls(R"({"ciphers": "HIGH"})"), "/listeners/0/tls",
+              R"(missing required key "certificates" (or "cert_file" and "key_file"))");
+  check_error(tls(R"({"cert_file": "a.crt", "key_file": "a.key", "ciphers": ""})"), "/listeners/0/tls/ciphers",
+              R"(expected an OpenSSL cipher list such as "ECDHE+AESGCM:ECDHE+CHACHA20", got "")");
+  check_error(tls(R"({"cert_file": "a.crt", "key_file": "a.key", "ciphersuites": 3})"), "/listeners/0/tls/ciphersuites",
+              "expected a string, got 3");
+  check_error(tls(R"({"cert_file": "a.crt", "key_file": "a.key", "cipher": "HIGH"})"), "/listeners/0/tls/cipher",
+              R"(unknown key "cipher", did you mean "ciphers"?)");
+}
+
+TEST_CASE("tls: cipher lists OpenSSL does not know are refused at compile time, at their key") {
+  TempDir dir;  // the certificate files are missing too: every error is reported
+  auto r = compile_config(dir, R"({"listeners": [{"listen": ["127.0.0.1:1"], "tls": {
+      "certificates": [{"cert_file": "a.crt", "key_file": "a.key"}],
+      "ciphers": "FOO", "ciphersuites": "AES128-SHA"}}]})");
+  REQUIRE(r.errors.size() == 3);
+  CHECK(r.snapshot == nullptr);
+  CHECK(r.errors[0].pointer == "/listeners/0/tls/ciphers");
+  CHECK(r.errors[0].message == R"(no cipher in "FOO" is known to OpenSSL)");
+  CHECK(r.errors[1].pointer == "/listeners/0/tls/ciphersuites");
+  CHECK(r.errors[1].message == R"(no TLS 1.3 cipher suite in "AES128-SHA" is known to OpenSSL)");
+  CHECK(r.errors[2].pointer == "/listeners/0/tls/certificates/0/cert_file");
+  CHECK(r.errors[2].message == dir.path + "/a.crt: No such file or directory");
+}
+
 TEST_CASE("tls: certificate and CA files are loaded at compile time, errors name the key") {
   TempDir dir;
   auto missing = compile_config(dir, R"({"listeners": [{"listen": ["127.0.0.1:1"],
