@@ -142,6 +142,7 @@ class Compiler {
     }
     snap->policy.egress = egress_policy(config_.egress);
     snap->ssrf_allow = CidrSet(config_.ssrf_allow);
+    snap->reverse_trusted = CidrSet(config_.reverse.trusted_proxies);
     snap->config = std::move(config_);
     out.snapshot = std::move(snap);
     return out;
@@ -169,23 +170,28 @@ class Compiler {
     }
     // One client context per distinct (ca_file, verify): loading the system store costs milliseconds.
     std::map<std::pair<std::string, bool>, std::shared_ptr<ssl_ctx_st>> clients;
-    for (auto& region : config_.egress.regions) {
-      for (auto& exit : region.exits) {
-        for (auto& hop : exit.hops) {
-          if (hop.scheme != http::ProxyScheme::https) continue;
-          const std::string ca = hop.tls.ca_file.empty() ? std::string() : path_of(hop.tls.ca_file);
-          auto& ctx = clients[{ca, hop.tls.verify}];
-          if (!ctx) {
-            std::string why;
-            ctx = tls_client_context(ca, hop.tls.verify, why);
-            if (!ctx) {
-              error(hop.tls.pointer, why);
-              continue;
-            }
-          }
-          hop.tls.context = ctx;
+    auto client_context = [&](http::ProxyUrl& hop) {
+      if (hop.scheme != http::ProxyScheme::https) return;
+      const std::string ca = hop.tls.ca_file.empty() ? std::string() : path_of(hop.tls.ca_file);
+      auto& ctx = clients[{ca, hop.tls.verify}];
+      if (!ctx) {
+        std::string why;
+        ctx = tls_client_context(ca, hop.tls.verify, why);
+        if (!ctx) {
+          error(hop.tls.pointer, why);
+          return;
         }
       }
+      hop.tls.context = ctx;
+    };
+    for (auto& region : config_.egress.regions) {
+      for (auto& exit : region.exits) {
+        for (auto& hop : exit.hops) client_context(hop);
+      }
+    }
+    // TLS to backends: the same kind of client context as to an https parent.
+    for (auto& pool : config_.reverse.pools) {
+      for (auto& backend : pool.backends) client_context(backend.url);
     }
   }
 

@@ -1,6 +1,7 @@
 #include "portier/config/config.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -197,7 +198,9 @@ class Validator {
        }},
       {"time", [&](const Json& v, const std::string& p) { time(v, p, cfg.policy); }},
       {"egress", [&](const Json& v, const std::string& p) { egress(v, p, cfg.egress); }},
+      {"reverse", [&](const Json& v, const std::string& p) { reverse(v, p, cfg.reverse); }},
     });
+    check_route_listeners(cfg);
     if (ok && !saw_listeners) error("", "missing required key \"listeners\"");
 
     LoadResult r;
@@ -294,6 +297,7 @@ class Validator {
       std::string lp = child(p, i);
       bool named = false;
       bool saw_listen = false;
+      std::optional<std::string> saw_redirect;  // its pointer
       bool ok = object(v[i], lp, {
         {"name", [&](const Json& nv, const std::string& np) {
            named = true;  // a bad name is reported once, not again as a clash of the default name
@@ -311,9 +315,22 @@ class Validator {
            listen(av, ap, l.listen);
          }},
         {"mode", [&](const Json& mv, const std::string& mp) {
-           if (const std::string* s = string(mv, mp)) {
-             if (*s != "forward") error(mp, "unsupported mode " + show(mv) + ": only \"forward\" is supported");
-           }
+           if (auto m = one_of(mv, mp, {"forward", "reverse", "redirect"})) l.mode = static_cast<ListenerMode>(*m);
+         }},
+        {"redirect", [&](const Json& rv, const std::string& rp) {
+           saw_redirect = rp;
+           object(rv, rp, {
+             {"https_port", [&](const Json& nv, const std::string& np) {
+                if (auto n = integer(nv, np, 1, 65535)) l.redirect.https_port = static_cast<std::uint16_t>(*n);
+              }},
+             {"status", [&](const Json& nv, const std::string& np) {
+                if (auto n = integer(nv, np, 301, 308); n && (*n == 301 || *n == 302 || *n == 307 || *n == 308)) {
+                  l.redirect.status = static_cast<int>(*n);
+                } else if (n) {
+                  error(np, "expected 301, 302, 307 or 308, got " + show(nv));
+                }
+              }},
+           });
          }},
         {"auth", [&](const Json& av, const std::string& ap) {
            auto m = one_of(av, ap, {"off", "optional", "required"});
@@ -334,6 +351,10 @@ class Validator {
       });
       if (!ok) continue;
       if (!saw_listen) error(lp, "missing required key \"listen\"");
+      if (saw_redirect && l.mode != ListenerMode::redirect)
+        error(*saw_redirect, "only a listener with \"mode\": \"redirect\" redirects");
+      if (l.mode != ListenerMode::forward && l.auth != policy::AuthMode::off)
+        error(child(lp, "auth"), "proxy authentication applies to forward listeners only");
       if (!named) check_name(l.name, lp, lp, names);
       out.push_back(std::move(l));
     }
@@ -655,6 +676,298 @@ class Validator {
     });
   }
 
+  // ---- reverse: routes and pools --------------------------------------------------------------
+  void reverse(const Json& v, const std::string& p, Reverse& out) {
+    object(v, p, {
+      {"trusted_proxies", [&](const Json& tv, const std::string& tp) { cidr_array(tv, tp, true, out.trusted_proxies); }},
+      {"routes", [&](const Json& rv, const std::string& rp) {
+         if (!rv.is_array()) {
+           error(rp, "expected an array of routes, got " + show(rv));
+           return;
+         }
+         for (std::size_t i = 0; i < rv.size(); ++i) {
+           RouteConfig r;
+           r.pointer = child(rp, i);
+           r.name = r.pointer;
+           if (route(rv[i], r.pointer, r)) out.routes.push_back(std::move(r));
+         }
+       }},
+      {"pools", [&](const Json& pv, const std::string& pp) {
+         named_members(pv, pp, "pools", [&](const std::string& name, const Json& value, const std::string& np) {
+           PoolConfig pool;
+           pool.name = name;
+           pool.pointer = np;
+           if (this->pool(value, np, pool)) out.pools.push_back(std::move(pool));
+         });
+       }},
+    });
+  }
+
+  bool route(const Json& v, const std::string& p, RouteConfig& r) {
+    const std::size_t before = errors_.size();
+    bool saw_pool = false;
+    bool ok = object(v, p, {
+      {"name", [&](const Json& nv, const std::string& np) {
+         if (const std::string* s = string(nv, np)) {
+           if (valid_name(*s)) r.name = *s;
+           else error(np, "expected a name of 1 to 64 letters, digits, \".\", \"_\" or \"-\", got " + show(nv));
+         }
+       }},
+      {"host", [&](const Json& hv, const std::string& hp) {
+         const std::string* s = string(hv, hp);
+         if (s == nullptr) return;
+         std::string_view name(*s);
+         if (name.starts_with("*.")) name.remove_prefix(2);
+         if (!name.empty() && http::parse_authority(std::string(name) + ":1")) {
+           r.host = *s;
+         } else {
+           error(hp, "expected a host name (\"app.example\") or a wildcard (\"*.example.com\"), got " + show(hv));
+         }
+       }},
+      {"path", [&](const Json& pv, const std::string& pp) {
+         const std::string* s = string(pv, pp);
+         if (s == nullptr) return;
+         if (s->empty() || s->front() != '/' || s->find_first_of("?# \t\r\n") != std::string::npos) {
+           error(pp, "expected a path prefix starting with \"/\", got " + show(pv));
+         } else {
+           r.path = *s;
+         }
+       }},
+      {"path_regex", [&](const Json& rv, const std::string& rp) { pattern(rv, rp, r.path_regex); }},
+      {"pool", [&](const Json& pv, const std::string& pp) {
+         saw_pool = true;
+         const std::string* s = string(pv, pp);
+         if (s == nullptr) return;
+         if (declared(declared_pools_, *s)) {
+           r.pool = *s;
+         } else {
+           error(pp, "unknown pool " + quote(*s) + (declared_pools_.empty() ? "; declare it in /reverse/pools"
+                                                                            : "; the pools are " + join_quoted(declared_pools_)));
+         }
+       }},
+      {"listeners", [&](const Json& lv, const std::string& lp) {
+         strings(lv, lp, r.listeners, [&](const Json& e, const std::string&) { return e.get<std::string>(); });
+         route_listener_pointers_.push_back({lp, r.listeners, lv.is_string()});
+       }},
+      {"host_header", [&](const Json& hv, const std::string& hp) {
+         const std::string* s = string(hv, hp);
+         if (s == nullptr) return;
+         if (*s == "preserve") {
+           r.host_header = HostHeader::preserve;
+         } else if (*s == "backend") {
+           r.host_header = HostHeader::backend;
+         } else if (!s->empty() && http::parse_authority(*s + (s->find(':') == std::string::npos ? ":1" : ""))) {
+           r.host_header = HostHeader::fixed;
+           r.host_value = *s;
+         } else {
+           error(hp, "expected \"preserve\", \"backend\" or a host[:port] to send, got " + show(hv));
+         }
+       }},
+      {"strip_prefix", [&](const Json& bv, const std::string& bp) { boolean(bv, bp, r.strip_prefix); }},
+      {"connect_timeout_ms", [&](const Json& nv, const std::string& np) {
+         std::chrono::milliseconds ms{};
+         milliseconds(nv, np, ms);
+         if (ms.count() > 0) r.connect_timeout = ms;
+       }},
+      {"response_timeout_ms", [&](const Json& nv, const std::string& np) {
+         std::chrono::milliseconds ms{};
+         milliseconds(nv, np, ms);
+         if (ms.count() > 0) r.response_timeout = ms;
+       }},
+    });
+    if (ok && !saw_pool) error(p, "missing required key \"pool\"");
+    return ok && errors_.size() == before;
+  }
+
+  bool pool(const Json& v, const std::string& p, PoolConfig& out) {
+    const std::size_t before = errors_.size();
+    bool saw_backends = false;
+    std::optional<std::string> balance_pointer;
+    bool ok = object(v, p, {
+      {"balance", [&](const Json& bv, const std::string& bp) {
+         balance_pointer = bp;
+         if (auto m = one_of(bv, bp, {"round_robin", "least_conn", "weighted", "hash_client", "hash_header"}))
+           out.balance = static_cast<PoolBalance>(*m);
+       }},
+      {"hash_header", [&](const Json& hv, const std::string& hp) {
+         const std::string* s = string(hv, hp);
+         if (s == nullptr) return;
+         if (s->empty() || s->size() > 64 || !std::all_of(s->begin(), s->end(), [](char c) {
+               return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+             })) {
+           error(hp, "expected a header name, got " + show(hv));
+         } else {
+           out.hash_header = *s;
+         }
+       }},
+      {"backends", [&](const Json& bv, const std::string& bp) {
+         saw_backends = true;
+         if (!bv.is_array() || bv.empty()) {
+           error(bp, "expected a non-empty array of backends (\"host:port\" or {\"address\": ...}), got " + show(bv));
+           return;
+         }
+         for (std::size_t i = 0; i < bv.size(); ++i) {
+           BackendConfig b;
+           if (backend(bv[i], child(bp, i), b)) out.backends.push_back(std::move(b));
+         }
+         for (std::size_t i = 0; i < out.backends.size(); ++i) {
+           for (std::size_t j = 0; j < i; ++j) {
+             if (out.backends[i].address == out.backends[j].address)
+               error(out.backends[i].pointer, "duplicate backend " + quote(out.backends[i].address) + " (also " +
+                                                  out.backends[j].pointer + ")");
+           }
+         }
+       }},
+      {"health", [&](const Json& hv, const std::string& hp) { health_check(hv, hp, out.health); }},
+      {"passive", [&](const Json& pv, const std::string& pp) {
+         object(pv, pp, {
+           {"fail_after", [&](const Json& nv, const std::string& np) {
+              if (auto n = integer(nv, np, 1, 1000)) out.fail_after = static_cast<unsigned>(*n);
+            }},
+           {"down_ms", [&](const Json& nv, const std::string& np) { milliseconds(nv, np, out.down_for); }},
+         });
+       }},
+    });
+    if (!ok) return false;
+    if (!saw_backends) error(p, "missing required key \"backends\"");
+    if (out.balance == PoolBalance::hash_header && out.hash_header.empty())
+      error(balance_pointer.value_or(p), "balance \"hash_header\" needs \"hash_header\": the header to hash");
+    if (out.balance != PoolBalance::hash_header && !out.hash_header.empty())
+      error(child(p, "hash_header"), "only balance \"hash_header\" hashes a header");
+    if (saw_backends && !out.backends.empty() &&
+        std::all_of(out.backends.begin(), out.backends.end(), [](const BackendConfig& b) { return b.weight == 0; }))
+      error(child(p, "backends"), "every backend has weight 0: none would ever be chosen");
+    return errors_.size() == before;
+  }
+
+  bool backend(const Json& v, const std::string& p, BackendConfig& b) {
+    const std::size_t before = errors_.size();
+    b.pointer = p;
+    const Json* address = &v;
+    std::string address_pointer = p;
+    if (v.is_object()) {
+      if (!v.contains("address")) {
+        error(p, "missing required key \"address\"");
+        return false;
+      }
+      address = &v["address"];
+      address_pointer = child(p, "address");
+    }
+    const std::string* s = string(*address, address_pointer);
+    if (s == nullptr) return false;
+    auto authority = http::parse_authority(*s);
+    if (!authority) {
+      error(address_pointer, "expected a backend \"host:port\", got " + show(*address));
+      return false;
+    }
+    b.url.scheme = http::ProxyScheme::http;
+    b.url.authority = std::move(*authority);
+    b.address = b.url.authority.to_string();
+    b.url.tls.pointer = p;
+    if (v.is_object()) {
+      object(v, p, {
+        {"address", [](const Json&, const std::string&) {}},
+        {"weight", [&](const Json& nv, const std::string& np) {
+           if (auto n = integer(nv, np, 0, 1000)) b.weight = static_cast<unsigned>(*n);
+         }},
+        {"tls", [&](const Json& tv, const std::string& tp) {
+           b.url.tls.pointer = tp;
+           if (tv.is_boolean()) {
+             if (tv.get<bool>()) b.url.scheme = http::ProxyScheme::https;
+             return;
+           }
+           b.url.scheme = http::ProxyScheme::https;
+           object(tv, tp, {
+             {"ca_file", [&](const Json& fv, const std::string& fp) { file_path(fv, fp, b.url.tls.ca_file); }},
+             {"verify", [&](const Json& bv, const std::string& bp) { boolean(bv, bp, b.url.tls.verify); }},
+             {"server_name", [&](const Json& nv, const std::string& np) {
+                const std::string* n = string(nv, np);
+                if (n == nullptr) return;
+                if (n->empty() || n->size() > 253 || n->find_first_of(" /\\\r\n\t:") != std::string::npos) {
+                  error(np, "expected a host name, got " + show(nv));
+                } else {
+                  b.url.tls.server_name = *n;
+                }
+              }},
+           });
+         }},
+      });
+    }
+    return errors_.size() == before;
+  }
+
+  void health_check(const Json& v, const std::string& p, HealthCheckConfig& out) {
+    out.enabled = true;
+    bool saw_path = false;
+    bool ok = object(v, p, {
+      {"path", [&](const Json& pv, const std::string& pp) {
+         saw_path = true;
+         const std::string* s = string(pv, pp);
+         if (s == nullptr) return;
+         if (s->empty() || s->front() != '/' || s->find_first_of(" \t\r\n") != std::string::npos) {
+           error(pp, "expected a path starting with \"/\", got " + show(pv));
+         } else {
+           out.path = *s;
+         }
+       }},
+      {"host", [&](const Json& hv, const std::string& hp) {
+         const std::string* s = string(hv, hp);
+         if (s == nullptr) return;
+         if (!s->empty() && http::parse_authority(*s + (s->find(':') == std::string::npos ? ":1" : ""))) {
+           out.host = *s;
+         } else {
+           error(hp, "expected a host[:port] for the Host header, got " + show(hv));
+         }
+       }},
+      {"interval_ms", [&](const Json& nv, const std::string& np) { milliseconds(nv, np, out.interval); }},
+      {"timeout_ms", [&](const Json& nv, const std::string& np) { milliseconds(nv, np, out.timeout); }},
+      {"expect", [&](const Json& ev, const std::string& ep) {
+         const std::string* s = string(ev, ep);
+         if (s == nullptr) return;
+         int lo = 0, hi = 0;
+         char dash = 0;
+         int consumed = 0;
+         bool parsed = std::sscanf(s->c_str(), "%3d%c%3d%n", &lo, &dash, &hi, &consumed) == 3 && dash == '-' &&
+                       static_cast<std::size_t>(consumed) == s->size();
+         if (!parsed && std::sscanf(s->c_str(), "%3d%n", &lo, &consumed) == 1 &&
+             static_cast<std::size_t>(consumed) == s->size()) {
+           hi = lo;
+           parsed = true;
+         }
+         if (!parsed || lo < 100 || hi > 599 || lo > hi) {
+           error(ep, "expected a status or a range of statuses such as \"200-399\", got " + show(ev));
+           return;
+         }
+         out.expect_low = lo;
+         out.expect_high = hi;
+       }},
+      {"rise", [&](const Json& nv, const std::string& np) {
+         if (auto n = integer(nv, np, 1, 100)) out.rise = static_cast<unsigned>(*n);
+       }},
+      {"fall", [&](const Json& nv, const std::string& np) {
+         if (auto n = integer(nv, np, 1, 100)) out.fall = static_cast<unsigned>(*n);
+       }},
+    });
+    if (ok && !saw_path) error(p, "missing required key \"path\"");
+  }
+
+  // Routes may name listeners declared anywhere; each must be a reverse listener.
+  void check_route_listeners(const Config& cfg) {
+    for (const auto& [pointer, names, single] : route_listener_pointers_) {
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        auto l = std::find_if(cfg.listeners.begin(), cfg.listeners.end(),
+                              [&](const Listener& x) { return x.name == names[i]; });
+        std::string np = single ? pointer : child(pointer, i);
+        if (l == cfg.listeners.end()) {
+          if (!declared(declared_listeners_, names[i]))
+            error(np, "unknown listener " + quote(names[i]) + "; the listeners are " + join_quoted(declared_listeners_));
+        } else if (l->mode != ListenerMode::reverse) {
+          error(np, "listener " + quote(names[i]) + " is not a reverse listener (\"mode\": \"reverse\")");
+        }
+      }
+    }
+  }
+
   // ---- names declared anywhere in the document ------------------------------------------------
   // Rules may come before the lists, groups and listeners they name, so the names are collected
   // first. Anything written as a name counts, even if its declaration has errors of its own: those
@@ -681,6 +994,11 @@ class Validator {
     }
     if (auto it = root.find("lists"); it != root.end() && it->is_object()) {
       for (const auto& [key, value] : it->items()) declared_lists_.push_back(key);
+    }
+    if (auto it = root.find("reverse"); it != root.end() && it->is_object()) {
+      if (auto pools = it->find("pools"); pools != it->end() && pools->is_object()) {
+        for (const auto& [key, value] : pools->items()) declared_pools_.push_back(key);
+      }
     }
     declared_regions_.emplace_back(policy::kDirectRegion);
     if (auto it = root.find("egress"); it != root.end() && it->is_object()) {
@@ -1501,9 +1819,22 @@ class Validator {
   std::vector<std::string> declared_listeners_, declared_groups_, declared_lists_, declared_regions_;
   bool has_users_file_ = false;
   std::vector<std::pair<SocketAddress, std::string>> seen_addresses_;
+  std::vector<std::string> declared_pools_;
+  struct ListenerRefs {
+    std::string pointer;
+    std::vector<std::string> names;
+    bool single;  // written as one string, not an array
+  };
+  std::vector<ListenerRefs> route_listener_pointers_;
 };
 
 }  // namespace
+
+const PoolConfig* Reverse::pool(std::string_view name) const noexcept {
+  for (const auto& p : pools)
+    if (p.name == name) return &p;
+  return nullptr;
+}
 
 const RegionConfig* Egress::region(std::string_view name) const noexcept {
   for (const auto& r : regions)

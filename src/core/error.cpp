@@ -17,6 +17,9 @@ class Category final : public std::error_category {
       case errc::not_a_proxy_request: return "not_a_proxy_request";
       case errc::bad_authority: return "bad_authority";
       case errc::client_closed: return "client_closed";
+      case errc::no_route: return "no_route";
+      case errc::method_not_allowed: return "method_not_allowed";
+      case errc::no_backend: return "no_backend";
       case errc::port_not_allowed: return "port_not_allowed";
       case errc::destination_forbidden: return "destination_forbidden";
       case errc::name_not_resolved: return "name_not_resolved";
@@ -91,7 +94,10 @@ int status_for(const Error& e) noexcept {
       case errc::tls_failed:
       case errc::parent_bad_response: return 502;
       case errc::bad_parent_config: return 500;
-      case errc::shutting_down: return 503;
+      case errc::shutting_down:
+      case errc::no_backend: return 503;
+      case errc::no_route: return 404;
+      case errc::method_not_allowed: return 405;
       default: break;
     }
   }

@@ -95,6 +95,8 @@ std::string to_json(const AccessRecord& r) {
   field(out, "exit", r.exit);
   field(out, "chain", r.chain);
   field(out, "session", r.session);
+  field(out, "route", r.route);
+  field(out, "backend", r.backend);
   field(out, "connect_ms", r.connect_ms);
   out += '}';
   return out;

@@ -153,7 +153,8 @@ int check(const std::string& config_path) {
   std::cout << "portier: config " << config_path << " is valid: " << c.listeners.size() << " listener(s), "
             << address_count(c) << " address(es), " << worker_count(c) << " worker(s), "
             << compiled.snapshot->policy.rules.size() << " rule(s), " << c.lists.size() << " list(s), "
-            << c.egress.regions.size() << " region(s), " << exits << " exit(s)\n";
+            << c.egress.regions.size() << " region(s), " << exits << " exit(s), " << c.reverse.routes.size()
+            << " route(s), " << c.reverse.pools.size() << " pool(s)\n";
   return 0;
 }
 
@@ -188,6 +189,7 @@ int run(const std::string& config_path) {
   session::SharedCredentials shared_credentials;
   session::HealthRegistry health;
   auto egress = std::make_shared<const session::EgressTable>(snapshot, health);
+  auto backends = std::make_shared<const session::BackendTable>(snapshot, health);
   std::vector<std::unique_ptr<Worker>> workers;
   std::random_device rd;
   for (unsigned i = 0; i < n; ++i) {
@@ -196,6 +198,7 @@ int run(const std::string& config_path) {
     w->ctx.worker_count = n;
     w->ctx.snapshot = snapshot;
     w->ctx.egress = egress;
+    w->ctx.backends = backends;
     w->ctx.access_log = &access_log;
     w->ctx.verifier = &verifier;
     w->ctx.throttle = &throttle;
@@ -224,10 +227,10 @@ int run(const std::string& config_path) {
     return 1;
   }
 
-  // Active health checks run on the first worker's loop; they follow each reload's egress table.
+  // Active health checks run on the first worker's loop; they follow each reload's tables.
   Worker* prober_worker = workers.front().get();
   session::Prober prober(prober_worker->io.get_executor());
-  prober.update(egress);  // before the thread starts: the loops are queued on its io_context
+  prober.update(egress, backends);  // before the thread starts: the loops are queued on its io_context
 
   for (auto& w : workers) {
     for (auto& [acc, name] : w->acceptors) asio::co_spawn(w->io, accept_loop(acc, name, w->ctx), asio::detached);
@@ -262,21 +265,25 @@ int run(const std::string& config_path) {
       snapshot = next.snapshot;
       // Exits that keep their name, hops and source address keep their health.
       egress = std::make_shared<const session::EgressTable>(snapshot, health);
-      health.keep_only(egress->keys());
+      backends = std::make_shared<const session::BackendTable>(snapshot, health);
+      auto keys = egress->keys();
+      for (auto& k : backends->keys()) keys.push_back(std::move(k));
+      health.keep_only(keys);
       throttle.reconfigure(throttle_options(snapshot->config));
       shared_credentials.clear();  // users may have changed; the users-file epoch also guards this
       for (auto& w : workers) {
         Worker* raw = w.get();
         auto limits = upstream::PoolLimits{snapshot->config.origin_pool.max_idle_per_host,
                                            snapshot->config.origin_pool.max_idle_total, snapshot->config.origin_pool.idle};
-        asio::post(raw->io, [raw, snap = snapshot, egress, limits] {
+        asio::post(raw->io, [raw, snap = snapshot, egress, backends, limits] {
           raw->ctx.snapshot = snap;
           raw->ctx.egress = egress;
+          raw->ctx.backends = backends;
           raw->ctx.pool.set_limits(limits);
           raw->ctx.credentials.clear();  // users may have changed; the epoch also guards this
         });
       }
-      asio::post(prober_worker->io, [&prober, egress] { prober.update(egress); });
+      asio::post(prober_worker->io, [&prober, egress, backends] { prober.update(egress, backends); });
       std::cerr << "portier: reloaded " << config_path << ": " << snapshot->policy.rules.size() << " rule(s), "
                 << snapshot->config.lists.size() << " list(s)" << std::endl;
     }

@@ -9,17 +9,17 @@ namespace portier::session {
 
 // ---- health ------------------------------------------------------------------------------------
 
-bool ExitHealth::healthy(net::Clock::time_point now) const noexcept {
+bool Health::healthy(net::Clock::time_point now) const noexcept {
   if (probe_down.load(std::memory_order_relaxed)) return false;
   return down_until.load(std::memory_order_relaxed) <= now.time_since_epoch().count();
 }
 
-void ExitHealth::succeeded() noexcept {
+void Health::succeeded() noexcept {
   failures.store(0, std::memory_order_relaxed);
   down_until.store(0, std::memory_order_relaxed);
 }
 
-bool ExitHealth::failed(net::Clock::time_point now, unsigned fail_after, net::Clock::duration down_for) noexcept {
+bool Health::failed(net::Clock::time_point now, unsigned fail_after, net::Clock::duration down_for) noexcept {
   unsigned n = failures.fetch_add(1, std::memory_order_relaxed) + 1;
   if (n < fail_after) return false;
   // Down for the back-off period; the count restarts so that after it one more failure is enough
@@ -29,10 +29,10 @@ bool ExitHealth::failed(net::Clock::time_point now, unsigned fail_after, net::Cl
   return true;
 }
 
-std::shared_ptr<ExitHealth> HealthRegistry::get(const std::string& key) {
+std::shared_ptr<Health> HealthRegistry::get(const std::string& key) {
   std::lock_guard lock(mutex_);
   auto& slot = health_[key];
-  if (!slot) slot = std::make_shared<ExitHealth>();
+  if (!slot) slot = std::make_shared<Health>();
   return slot;
 }
 

@@ -180,7 +180,7 @@ net::awaitable<Session::Exchange> Session::exchange(const std::string& head_byte
     client_keep_alive_ = false;
   }
 
-  deadline_.arm(net::Phase::upstream_write, timeouts().response);
+  deadline_.arm(net::Phase::upstream_write, response_timeout_);
   auto wrote = co_await write_upstream(head_bytes);
   Result<void> outcome = Result<void>{};
   if (!wrote) {
@@ -224,7 +224,7 @@ net::awaitable<Result<void>> Session::send_request_body() {
       if (!r) co_return r.error();
       std::string_view raw = cbuf_.readable().substr(0, r->consumed);
       if (!raw.empty()) {
-        deadline_.touch(timeouts().response);
+        deadline_.touch(response_timeout_);
         auto w = co_await write_upstream(raw);
         if (!w) co_return w;
         rec_.bytes_up += raw.size();
@@ -244,7 +244,7 @@ net::awaitable<Result<void>> Session::send_request_body() {
         co_return Error{errc::request_timeout, Side::downstream, "the request body stalled"};
       co_return Error{errc::client_closed, Side::downstream, "client closed during the request body"};
     }
-    deadline_.touch(timeouts().response);
+    deadline_.touch(response_timeout_);
     cbuf_.commit(n);
   }
 }
@@ -267,7 +267,7 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
   for (;;) {
     if (need_read) {
       auto [p, cap] = ubuf_.writable();
-      deadline_.arm(net::Phase::upstream_response, timeouts().response);
+      deadline_.arm(net::Phase::upstream_response, response_timeout_);
       auto [ec, n] = co_await up_->stream.async_read_some(asio::buffer(p, cap), net::nothrow);
       if (ec) {
         if (net::is_eof(ec)) {
@@ -300,6 +300,21 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
     if (r->stop == http::Stop::head || r->stop == http::Stop::upgrade) {
       auto& h = rp.response();
       ubuf_.consume(consumed);
+      if (h.status == 101 && upgrade_allowed_) {
+        // A WebSocket handshake answered: the head goes on with its upgrade fields, then a tunnel.
+        const std::string* upgrade = h.headers.find("Upgrade");
+        std::string protocol = upgrade != nullptr ? *upgrade : std::string("websocket");
+        http::strip_hop_by_hop(h.headers);
+        h.headers.add("Connection", "upgrade");
+        h.headers.add("Upgrade", protocol);
+        http::write_response_head(out_, h.status, h.reason, h.headers);
+        if (auto w = co_await write_client(out_); !w) co_return w;
+        rec_.status = 101;
+        response_head_sent_ = true;
+        response_done_ = true;
+        upgraded_ = true;
+        co_return Result<void>{};
+      }
       if (h.status == 101 || r->stop == http::Stop::upgrade) {
         co_return Error{errc::upstream_bad_response, Side::upstream, "unexpected protocol upgrade from the origin"};
       }

@@ -3,6 +3,12 @@
 #include <algorithm>
 #include <iostream>
 
+#include <array>
+#include <functional>
+#include <span>
+
+#include "portier/http/codec.hpp"
+#include "portier/session/backends.hpp"
 #include "portier/session/egress.hpp"
 #include "portier/upstream/chain.hpp"
 
@@ -62,16 +68,62 @@ net::awaitable<Result<void>> probe_once(const ExitState& exit, const config::Pro
   co_return Result<void>{};
 }
 
+// ---- one backend check -------------------------------------------------------------------------
+
+// GET <path> on a fresh connection (TLS when the backend has it); a status in the expected range
+// is a success. The connection is closed after the head: the body does not matter.
+net::awaitable<Result<void>> check_backend(const BackendRuntime& backend, const config::HealthCheckConfig& check) {
+  const config::BackendConfig& bc = *backend.config;
+  upstream::PathOptions options{net::DestinationGuard{nullptr, true}, check.timeout, std::nullopt};
+  bool fault = false;
+  auto path = co_await upstream::open_path(std::span(&bc.url, 1), {}, 0, upstream::PathEnd::last_hop, options, fault);
+  if (!path) co_return std::move(path).error();
+  net::Stream& stream = path->conn.stream;
+  std::string request = "GET " + check.path + " HTTP/1.1\r\nHost: " + (check.host.empty() ? bc.address : check.host) +
+                        "\r\nUser-Agent: portier-health-check\r\nConnection: close\r\n\r\n";
+  auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(request), net::nothrow);
+  if (wec) co_return Error{errc::upstream_closed, Side::upstream, "GET " + check.path + ": " + wec.message()};
+  http::Parser parser(http::Parser::Kind::response);
+  std::array<char, 4096> buf;
+  for (;;) {
+    auto [ec, n] = co_await stream.async_read_some(asio::buffer(buf), net::nothrow);
+    if (ec) co_return Error{errc::upstream_closed, Side::upstream, "GET " + check.path + ": no response (" + ec.message() + ")"};
+    auto r = parser.feed(std::string_view(buf.data(), n));
+    if (!r) co_return Error{errc::upstream_bad_response, Side::upstream, "GET " + check.path + ": " + r.error().context};
+    if (r->stop == http::Stop::head || r->stop == http::Stop::upgrade || r->stop == http::Stop::message_complete) {
+      const int status = parser.response().status;
+      if (status < 200) continue;  // an interim response; the final one follows
+      std::error_code ignored;
+      stream.socket().close(ignored);
+      if (status >= check.expect_low && status <= check.expect_high) co_return Result<void>{};
+      co_return Error{errc::upstream_bad_response, Side::upstream,
+                      "GET " + check.path + ": status " + std::to_string(status) + ", expected " +
+                          std::to_string(check.expect_low) + "-" + std::to_string(check.expect_high)};
+    }
+  }
+}
+
 }  // namespace
 
 // ---- the loops ----------------------------------------------------------------------------------
 
+// One loop checks one target — an egress exit or a reverse backend — every interval.
 struct Prober::Loop {
   explicit Loop(const asio::any_io_executor& ex) : timer(ex) {}
-  asio::steady_timer timer;  // the probe's deadline, then the pause until the next one
-  std::shared_ptr<const EgressTable> table;  // the current one; owns region and exit
-  const RegionState* region = nullptr;
+  asio::steady_timer timer;  // the check's deadline, then the pause until the next one
+  // The current table (egress or backends): owns everything the pointers below point to.
+  std::shared_ptr<const void> owner;
+  Health* health = nullptr;
+  std::string name;  // "egress exit fi-1 (region fi)", "backend 10.0.0.5:80 (pool api)"
+  std::chrono::milliseconds interval{}, timeout{};
+  unsigned rise = 1, fall = 1;
+  std::string signature;  // what the check does: a change re-times the loop at once
+  // Exactly one of these pairs is set.
   const ExitState* exit = nullptr;
+  const config::ProbeConfig* probe = nullptr;
+  const config::Snapshot* snapshot = nullptr;
+  const BackendRuntime* backend = nullptr;
+  const config::HealthCheckConfig* check = nullptr;
   bool sleeping = false;
   bool stopped = false;
 };
@@ -81,49 +133,64 @@ namespace {
 void log_line(const std::string& line) { std::cerr << line << std::flush; }
 
 void apply(Prober::Loop& loop, const Result<void>& result) {
-  const auto& probe = loop.region->config->probe;
-  ExitHealth& health = *loop.exit->health;
-  switch (record_probe(health.probe, result.has_value(), probe.rise, probe.fall)) {
+  Health& health = *loop.health;
+  switch (record_probe(health.probe, result.has_value(), loop.rise, loop.fall)) {
     case ProbeTransition::none:
       return;
     case ProbeTransition::went_down:
       health.probe_down.store(true, std::memory_order_relaxed);
-      log_line("portier: egress exit " + loop.exit->config->name + " (region " + loop.region->config->name +
-               ") down: " + result.error().describe() + "\n");
+      log_line("portier: " + loop.name + " down: " + result.error().describe() + "\n");
       return;
     case ProbeTransition::came_up:
       health.probe_down.store(false, std::memory_order_relaxed);
-      log_line("portier: egress exit " + loop.exit->config->name + " (region " + loop.region->config->name + ") up\n");
+      log_line("portier: " + loop.name + " up\n");
       return;
   }
+}
+
+net::awaitable<Result<void>> check_once(const Prober::Loop& loop) {
+  if (loop.exit != nullptr) co_return co_await probe_once(*loop.exit, *loop.probe, *loop.snapshot);
+  co_return co_await check_backend(*loop.backend, *loop.check);
 }
 
 net::awaitable<void> run_loop(std::shared_ptr<Prober::Loop> loop) {
   while (!loop->stopped) {
     const auto started = net::Clock::now();
-    // Held across the probe: a reload may replace loop->table meanwhile.
-    const std::shared_ptr<const EgressTable> table = loop->table;
-    const config::ProbeConfig probe = loop->region->config->probe;
-    loop->timer.expires_at(started + probe.timeout);
-    auto r = co_await (probe_once(*loop->exit, probe, table->snapshot()) || loop->timer.async_wait(net::nothrow));
+    // Held across the check: a reload may replace loop->owner meanwhile.
+    const std::shared_ptr<const void> owner = loop->owner;
+    const auto timeout = loop->timeout;
+    loop->timer.expires_at(started + timeout);
+    auto r = co_await (check_once(*loop) || loop->timer.async_wait(net::nothrow));
     if (loop->stopped) co_return;
     if (r.index() == 0) {
       apply(*loop, std::get<0>(r));
     } else {
       apply(*loop, Error{errc::connect_timeout, Side::upstream,
-                         "probe via " + loop->exit->chain + ": no answer within " +
-                             std::to_string(probe.timeout.count()) + " ms"});
+                         "no answer within " + std::to_string(timeout.count()) + " ms"});
     }
-    loop->timer.expires_at(started + loop->region->config->probe.interval);
+    loop->timer.expires_at(started + loop->interval);
     loop->sleeping = true;
     co_await loop->timer.async_wait(net::nothrow);
     loop->sleeping = false;
   }
 }
 
-bool same_probe(const config::ProbeConfig& a, const config::ProbeConfig& b) {
-  auto target = [](const config::ProbeConfig& p) { return p.target ? p.target->to_string() : std::string(); };
-  return a.interval == b.interval && a.timeout == b.timeout && target(a) == target(b);
+std::string exit_signature(const config::ProbeConfig& p) {
+  return std::to_string(p.interval.count()) + "|" + std::to_string(p.timeout.count()) + "|" +
+         (p.target ? p.target->to_string() : std::string());
+}
+
+std::string check_signature(const config::HealthCheckConfig& c) {
+  return std::to_string(c.interval.count()) + "|" + std::to_string(c.timeout.count()) + "|" + c.path + "|" + c.host +
+         "|" + std::to_string(c.expect_low) + "-" + std::to_string(c.expect_high);
+}
+
+// A target no longer checked: what the last checks said no longer holds.
+void forget_checks(Health& h, const std::string& name) {
+  const bool was_down = h.probe.down;
+  h.probe = ProbeCounts{};
+  h.probe_down.store(false, std::memory_order_relaxed);
+  if (was_down) log_line("portier: " + name + " up (no longer checked)\n");
 }
 
 }  // namespace
@@ -132,44 +199,77 @@ Prober::Prober(asio::any_io_executor executor) : executor_(std::move(executor)) 
 
 Prober::~Prober() { stop(); }
 
-void Prober::update(std::shared_ptr<const EgressTable> table) {
-  if (stopped_ || !table) return;
+void Prober::update(std::shared_ptr<const EgressTable> egress, std::shared_ptr<const BackendTable> backends) {
+  if (stopped_) return;
   std::unordered_map<std::string, std::shared_ptr<Loop>> next;
-  for (const auto& region : table->regions()) {
-    const auto& probe = region->config->probe;
-    for (const auto& exit : region->exits) {
-      if (!probed(probe, *exit.config)) {
-        // No longer probed: what the last probes said no longer holds.
-        ExitHealth& h = *exit.health;
-        const bool was_down = h.probe.down;
-        h.probe = ProbeCounts{};
-        h.probe_down.store(false, std::memory_order_relaxed);
-        if (was_down)
-          log_line("portier: egress exit " + exit.config->name + " (region " + region->config->name +
-                   ") up (no longer probed)\n");
-        continue;
+  // Keeps (or starts) the loop for `key`, set up by `fill` with the new table's pointers.
+  auto keep = [&](const std::string& key, const std::function<void(Loop&)>& fill) {
+    std::shared_ptr<Loop> loop;
+    if (auto it = loops_.find(key); it != loops_.end()) {
+      loop = it->second;
+      loops_.erase(it);
+      const std::string old_signature = loop->signature;
+      fill(*loop);
+      // A new interval, timeout or target applies now rather than after the old pause.
+      if (loop->signature != old_signature && loop->sleeping) loop->timer.cancel();
+    } else {
+      loop = std::make_shared<Loop>(executor_);
+      fill(*loop);
+      asio::co_spawn(executor_, run_loop(loop), asio::detached);
+    }
+    next.emplace(key, std::move(loop));
+  };
+
+  if (egress) {
+    for (const auto& region : egress->regions()) {
+      const auto& probe = region->config->probe;
+      for (const auto& exit : region->exits) {
+        const std::string name = "egress exit " + exit.config->name + " (region " + region->config->name + ")";
+        if (!probed(probe, *exit.config)) {
+          forget_checks(*exit.health, name);
+          continue;
+        }
+        keep(exit.key, [&](Loop& l) {
+          l.owner = egress;
+          l.health = exit.health.get();
+          l.name = name;
+          l.interval = probe.interval;
+          l.timeout = probe.timeout;
+          l.rise = probe.rise;
+          l.fall = probe.fall;
+          l.signature = exit_signature(probe);
+          l.exit = &exit;
+          l.probe = &probe;
+          l.snapshot = &egress->snapshot();
+        });
       }
-      std::shared_ptr<Loop> loop;
-      if (auto it = loops_.find(exit.key); it != loops_.end()) {
-        loop = it->second;
-        loops_.erase(it);
-        const bool changed = !same_probe(loop->region->config->probe, probe);
-        loop->table = table;
-        loop->region = region.get();
-        loop->exit = &exit;
-        // A new interval, timeout or target applies now rather than after the old pause.
-        if (changed && loop->sleeping) loop->timer.cancel();
-      } else {
-        loop = std::make_shared<Loop>(executor_);
-        loop->table = table;
-        loop->region = region.get();
-        loop->exit = &exit;
-        asio::co_spawn(executor_, run_loop(loop), asio::detached);
-      }
-      next.emplace(exit.key, std::move(loop));
     }
   }
-  // Exits gone from the table: their health goes with them (or a later table starts it afresh).
+  if (backends) {
+    for (const auto& pool : backends->pools()) {
+      const auto& check = pool->config->health;
+      for (const auto& backend : pool->backends) {
+        const std::string name = "backend " + backend.config->address + " (pool " + pool->config->name + ")";
+        if (!check.enabled) {
+          forget_checks(*backend.health, name);
+          continue;
+        }
+        keep(backend.key, [&](Loop& l) {
+          l.owner = backends;
+          l.health = backend.health.get();
+          l.name = name;
+          l.interval = check.interval;
+          l.timeout = check.timeout;
+          l.rise = check.rise;
+          l.fall = check.fall;
+          l.signature = check_signature(check);
+          l.backend = &backend;
+          l.check = &check;
+        });
+      }
+    }
+  }
+  // Targets gone from the tables: their health goes with them (or a later table starts it afresh).
   stop_loops();
   loops_ = std::move(next);
 }

@@ -63,6 +63,7 @@ Session::Session(net::tcp::socket client, const net::tcp::endpoint& peer, std::s
     : ctx_(ctx),
       snap_(ctx.snapshot),
       egress_(ctx.egress),
+      backends_(ctx.backends),
       client_(std::move(client)),
       listener_(std::move(listener)),
       client_addr_(net::endpoint_string(peer)),
@@ -70,6 +71,9 @@ Session::Session(net::tcp::socket client, const net::tcp::endpoint& peer, std::s
       deadline_(client_.get_executor()),
       req_(http::Parser::Kind::request, snap_->config.limits) {
   net::tune_socket(client_.socket());
+  client_ip_string_ = client_ip_.to_string();
+  std::error_code ec;
+  local_port_ = client_.socket().local_endpoint(ec).port();
   conn_id_ = ctx_.next_connection_id();
   hook_.session = this;
   ctx_.sessions.insert(hook_);
@@ -139,6 +143,8 @@ net::awaitable<void> Session::run() {
     // connections at their next request, and never changes a request or tunnel in flight.
     snap_ = ctx_.snapshot;
     egress_ = ctx_.egress;
+    backends_ = ctx_.backends;
+    response_timeout_ = timeouts().response;
     if (!head) {
       const Error& e = head.error();
       if (!e.is(errc::client_closed) && !e.is(errc::shutting_down)) {
@@ -153,7 +159,15 @@ net::awaitable<void> Session::run() {
 
     const auto& request = req_.request();
     rec_.method = request.method;
-    bool keep = request.method == "CONNECT" ? co_await handle_connect() : co_await handle_forward();
+    const config::Listener* listener = listener_config();
+    bool keep = false;
+    if (listener != nullptr && listener->mode == config::ListenerMode::reverse) {
+      keep = co_await handle_reverse();
+    } else if (listener != nullptr && listener->mode == config::ListenerMode::redirect) {
+      keep = co_await handle_redirect(*listener);
+    } else {
+      keep = request.method == "CONNECT" ? co_await handle_connect() : co_await handle_forward();
+    }
     if (!keep || stopping_ || ctx_.draining) co_return;
   }
 }

@@ -13,6 +13,7 @@
 #include "portier/net/resolve.hpp"
 #include "portier/observe/access_log.hpp"
 #include "portier/policy/decide.hpp"
+#include "portier/session/backends.hpp"
 #include "portier/session/worker.hpp"
 #include "portier/upstream/chain.hpp"
 
@@ -46,6 +47,11 @@ class Session {
   net::awaitable<Result<HeadResult>> read_request_head();
   net::awaitable<bool> handle_forward();
   net::awaitable<bool> handle_connect();
+  // Reverse and redirect listeners (reverse.cpp).
+  const config::Listener* listener_config() const noexcept;
+  net::awaitable<bool> handle_reverse();
+  net::awaitable<bool> handle_redirect(const config::Listener& listener);
+  net::awaitable<bool> relay_upgraded();
   net::awaitable<Result<std::string>> read_client_hello();
 
   // Forwarding pieces (forward.cpp).
@@ -102,11 +108,12 @@ class Session {
   WorkerContext& ctx_;
   std::shared_ptr<const config::Snapshot> snap_;
   std::shared_ptr<const EgressTable> egress_;  // taken with snap_, from the same reload
+  std::shared_ptr<const BackendTable> backends_;  // likewise
   // The exit this request's upstream connection goes through, counted for least_conn balancing.
   struct ActiveExit {
-    std::shared_ptr<ExitHealth> health;
+    std::shared_ptr<Health> health;
     ActiveExit() = default;
-    explicit ActiveExit(std::shared_ptr<ExitHealth> h) : health(std::move(h)) { health->active.fetch_add(1); }
+    explicit ActiveExit(std::shared_ptr<Health> h) : health(std::move(h)) { health->active.fetch_add(1); }
     ActiveExit(const ActiveExit&) = delete;
     ActiveExit& operator=(const ActiveExit&) = delete;
     ActiveExit& operator=(ActiveExit&& o) noexcept {
@@ -126,6 +133,8 @@ class Session {
   std::string listener_;
   std::string client_addr_;
   IpAddress client_ip_;
+  std::string client_ip_string_;  // without the port: forwarding headers, hashing
+  std::uint16_t local_port_ = 0;  // the listener's port the client reached
   std::uint64_t conn_id_ = 0;
   net::Deadline deadline_;
   SessionList::Hook hook_;
@@ -165,6 +174,10 @@ class Session {
   bool upstream_reusable_ = false;
   bool dechunk_ = false;
   bool head_request_ = false;
+  std::chrono::milliseconds response_timeout_{60000};  // the route's, on reverse listeners
+  bool upgrade_allowed_ = false;  // a WebSocket upgrade went to the backend: its 101 is relayed
+  bool upgraded_ = false;         // ... and came: the exchange ended in a tunnel
+  std::string origin_target_;     // reverse: an absolute-form target turned into origin-form
   bool client_http10_ = false;
   std::uint64_t upstream_bytes_in_ = 0;
 };

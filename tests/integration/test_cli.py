@@ -45,7 +45,7 @@ class Cli(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout.decode().strip(),
                          "portier: config %s is valid: 1 listener(s), 2 address(es), 2 worker(s), "
-                         "1 rule(s), 0 list(s), 0 region(s), 0 exit(s)" % path)
+                         "1 rule(s), 0 list(s), 0 region(s), 0 exit(s), 0 route(s), 0 pool(s)" % path)
 
     def test_check_full_example_config(self):
         cfg = {
@@ -67,7 +67,8 @@ class Cli(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertRegex(p.stdout.decode().strip(),
                          r"^portier: config .* is valid: 1 listener\(s\), 2 address\(es\), "
-                         r"\d+ worker\(s\), 1 rule\(s\), 0 list\(s\), 0 region\(s\), 0 exit\(s\)$")
+                         r"\d+ worker\(s\), 1 rule\(s\), 0 list\(s\), 0 region\(s\), 0 exit\(s\), "
+                         r"0 route\(s\), 0 pool\(s\)$")
 
     def test_check_three_errors(self):
         path = self.write({"workers": -1,

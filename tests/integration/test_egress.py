@@ -729,7 +729,7 @@ class Probes(EgressBase):
         self.assertStatus(self.get(front, self.origin.url + "/echo/while-down"), 502)
 
         self.reload(front, plain)    # the probe goes, and with it its mark
-        self.wait_stderr(front, "portier: egress exit fi-a (region fi) up (no longer probed)")
+        self.wait_stderr(front, "portier: egress exit fi-a (region fi) up (no longer checked)")
         self.assertEqual(self.via(front, "unprobed", 2), ["fi-a"] * 2)
         time.sleep(0.2)   # a CONNECT sent just before the reload may still be on its way to the parent
         seen = len(fp.connects())

@@ -3,6 +3,7 @@
 // immutable Snapshot shared by all sessions. A bad file never replaces a good snapshot.
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,7 +21,16 @@
 
 namespace portier::config {
 
-enum class ListenerMode { forward };
+// forward: a proxy for clients configured with its address; reverse: stands in front of the
+// organisation's servers (/reverse routes and pools); redirect: answers every request with a
+// redirect to the same URL over https.
+enum class ListenerMode { forward, reverse, redirect };
+
+// "redirect" of a redirect listener.
+struct Redirect {
+  std::uint16_t https_port = 443;  // left out of the Location when 443
+  int status = 308;                // 301, 302, 307 or 308
+};
 
 // One certificate of a TLS listener.
 struct Certificate {
@@ -47,6 +57,7 @@ struct Listener {
   std::vector<Cidr> allow_clients;                // "allow_clients": when set, other clients are refused
   policy::RefuseMode refuse = policy::RefuseMode::forbid;  // "refuse": "403" | "close"
   std::optional<ListenerTls> tls;
+  Redirect redirect;
 };
 
 // "auth": users and groups.
@@ -181,6 +192,67 @@ struct Egress {
   const RegionConfig* region(std::string_view name) const noexcept;
 };
 
+// ---- "reverse": routes to pools of backends (reverse listeners) -----------------------------------
+
+enum class HostHeader { preserve, backend, fixed };
+
+struct RouteConfig {
+  std::string name;                    // default "/reverse/routes/<i>"
+  std::vector<std::string> listeners;  // empty = every reverse listener
+  std::string host;                    // "" any; "app.example"; "*.example.com"
+  std::string path = "/";              // prefix
+  std::string path_regex;              // RE2 on the normalized path; empty = none
+  std::string pool;
+  HostHeader host_header = HostHeader::preserve;
+  std::string host_value;              // HostHeader::fixed
+  bool strip_prefix = false;
+  std::optional<std::chrono::milliseconds> connect_timeout;   // default: /timeouts
+  std::optional<std::chrono::milliseconds> response_timeout;  // default: /timeouts
+  std::string pointer;
+};
+
+enum class PoolBalance { round_robin, least_conn, weighted, hash_client, hash_header };
+
+// Active HTTP checks of a pool's backends.
+struct HealthCheckConfig {
+  bool enabled = false;
+  std::string path;  // "GET <path>"
+  std::string host;  // Host header; empty = the backend's address
+  std::chrono::milliseconds interval{5000};
+  std::chrono::milliseconds timeout{2000};
+  int expect_low = 200;   // a status in [low, high] is a success
+  int expect_high = 399;
+  unsigned rise = 2;
+  unsigned fall = 3;
+};
+
+struct BackendConfig {
+  // The backend as a hop: http://host:port, or https://host:port with ParentTls (verification,
+  // server name, the context built by compile) when the pool speaks TLS to it.
+  http::ProxyUrl url;
+  unsigned weight = 1;
+  std::string address;  // "host:port" as logged
+  std::string pointer;
+};
+
+struct PoolConfig {
+  std::string name;
+  PoolBalance balance = PoolBalance::round_robin;
+  std::string hash_header;  // PoolBalance::hash_header
+  std::vector<BackendConfig> backends;
+  HealthCheckConfig health;
+  unsigned fail_after = 1;                   // passive: connect failures in a row ...
+  std::chrono::milliseconds down_for{10000};  // ... take a backend out this long
+  std::string pointer;
+};
+
+struct Reverse {
+  std::vector<Cidr> trusted_proxies;  // their X-Forwarded-* and Forwarded are kept (appended to)
+  std::vector<RouteConfig> routes;
+  std::vector<PoolConfig> pools;
+  const PoolConfig* pool(std::string_view name) const noexcept;
+};
+
 struct Config {
   std::string base_dir;  // directory of the config file: relative paths start here
   unsigned workers = 0;  // 0 = one per core
@@ -195,6 +267,7 @@ struct Config {
   Egress egress;
   http::Limits limits;
   OriginPool origin_pool;
+  Reverse reverse;
 };
 
 struct ConfigError {
@@ -217,6 +290,7 @@ struct Snapshot {
   Config config;
   policy::PolicySnapshot policy;
   CidrSet ssrf_allow;
+  CidrSet reverse_trusted;  // /reverse/trusted_proxies
   std::shared_ptr<const policy::UsersFile> users;  // null when auth has no users_file
   std::unordered_map<std::string, std::vector<std::string>> user_groups;  // user -> groups
   std::string block_page;  // the template's text (built-in when not configured)

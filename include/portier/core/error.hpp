@@ -19,6 +19,8 @@ enum class errc {
   not_a_proxy_request,
   bad_authority,
   client_closed,
+  no_route,            // reverse: no route for the request's host and path (404)
+  method_not_allowed,  // reverse: CONNECT to a reverse listener (405)
   // policy
   port_not_allowed,
   destination_forbidden,
@@ -36,6 +38,7 @@ enum class errc {
   bad_parent_config,    // credentials / host a parent protocol cannot carry (SOCKS5 lengths)
   tls_failed,           // a TLS handshake failed (certificate not verified, no common protocol, ...)
   no_exit,              // egress: no healthy exit in the region and its fallbacks (or a strict session's exit is down)
+  no_backend,           // reverse: no healthy backend in the route's pool (503)
   // process
   shutting_down,
   internal,

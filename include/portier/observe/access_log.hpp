@@ -31,6 +31,8 @@ struct AccessRecord {
   std::string exit;      // the exit's name ("direct" for the built-in region)
   std::string chain;     // the exit's hops: "http://a:3128,socks5://b:1080", or "direct"
   std::string session;   // sticky session id from the proxy user name
+  std::string route;     // reverse listeners: the route's name
+  std::string backend;   // reverse listeners: the backend ("host:port" as configured)
   std::int64_t connect_ms = -1;  // time to open the path to the target (-1: no connection was opened)
 };
 

@@ -20,7 +20,7 @@
 
 namespace portier::session {
 
-struct ExitHealth {
+struct Health {
   std::atomic<unsigned> failures{0};                 // consecutive connect failures (passive)
   std::atomic<net::Clock::rep> down_until{0};        // passive mark: down until this steady-clock tick
   std::atomic<bool> probe_down{false};               // active checks said down (mirrors probe.down)
@@ -36,18 +36,18 @@ struct ExitHealth {
 
 class HealthRegistry {
  public:
-  std::shared_ptr<ExitHealth> get(const std::string& key);
+  std::shared_ptr<Health> get(const std::string& key);
   // Forgets exits no snapshot uses any more.
   void keep_only(const std::vector<std::string>& keys);
 
  private:
   std::mutex mutex_;
-  std::unordered_map<std::string, std::shared_ptr<ExitHealth>> health_;
+  std::unordered_map<std::string, std::shared_ptr<Health>> health_;
 };
 
 struct ExitState {
   const config::ExitConfig* config = nullptr;
-  std::shared_ptr<ExitHealth> health;
+  std::shared_ptr<Health> health;
   std::string chain;  // "http://a:3128,socks5://b:1080", or "direct"
   std::string key;    // identity in the HealthRegistry
 };

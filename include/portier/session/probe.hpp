@@ -3,11 +3,13 @@
 // `interval` — a CONNECT through the exit's chain to `target` (for a direct exit: a connection to
 // `target` from the exit's source address), or without a target a TCP connect to the exit's first
 // hop — each try bounded by `timeout`. `fall` failures in a row mark the exit down
-// (ExitHealth::probe_down, which choose_exit honours), `rise` successes in a row bring it back; each
+// (Health::probe_down, which choose_exit honours), `rise` successes in a row bring it back; each
 // transition is one stderr line. A direct exit without a target has nothing to reach and is not probed.
+// Reverse pools with "health" are checked the same way, per backend: GET <path> must answer a status
+// in the expected range ("portier: backend 10.0.0.5:80 (pool api) down: ...").
 //
 // The prober runs on one executor (one worker's io_context); the run of results it keeps lives in
-// the exit's ExitHealth, so it survives reloads with the health, and only that executor touches it.
+// the exit's Health, so it survives reloads with the health, and only that executor touches it.
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -17,6 +19,7 @@
 namespace portier::session {
 
 class EgressTable;
+class BackendTable;
 
 // ---- the pure part: a run of probe results -> transitions ---------------------------------------
 
@@ -45,7 +48,8 @@ class Prober {
   // on: a loop per probed exit, keyed by the exit's health identity, so a reload that keeps an exit
   // keeps its loop (and its rhythm); loops of exits no longer probed stop, and such an exit that a
   // probe had marked down is up again.
-  void update(std::shared_ptr<const EgressTable> table);
+  // Reverse pools with "health" get an HTTP check per backend the same way.
+  void update(std::shared_ptr<const EgressTable> egress, std::shared_ptr<const BackendTable> backends = nullptr);
   // Call on the executor's thread. Stops every loop at once (a probe in flight is cancelled);
   // later updates are ignored.
   void stop();

@@ -10,6 +10,7 @@
 #include "portier/net/asio.hpp"
 #include "portier/observe/access_log.hpp"
 #include "portier/policy/users.hpp"
+#include "portier/session/backends.hpp"
 #include "portier/session/egress.hpp"
 #include "portier/upstream/pool.hpp"
 
@@ -96,6 +97,7 @@ struct WorkerContext {
   unsigned worker_count = 1;
   std::shared_ptr<const config::Snapshot> snapshot;  // replaced on reload; sessions keep the one they started with
   std::shared_ptr<const EgressTable> egress;         // the snapshot's regions with their exits' health, replaced with it
+  std::shared_ptr<const BackendTable> backends;      // the snapshot's routes and pools with their backends' health, likewise
   StickyTable sticky;                                // sticky sessions pinned to an exit after a failover
   // Password hashing runs here, off the I/O threads: a bcrypt check must not stall connections.
   asio::thread_pool* verifier = nullptr;

@@ -313,11 +313,125 @@ TEST_CASE("bad listen addresses are rejected with the address shown") {
   }
 }
 
-TEST_CASE("modes other than forward are not supported yet") {
-  check_error(R"({"listeners": [{"listen": ["127.0.0.1:1"], "mode": "reverse"}]})", "/listeners/0/mode",
-              R"(unsupported mode "reverse": only "forward" is supported)");
-  check_error(R"({"listeners": [{"listen": ["127.0.0.1:1"], "mode": 1}]})", "/listeners/0/mode",
-              "expected a string, got 1");
+TEST_CASE("listener modes: forward, reverse, redirect") {
+  check_error(R"({"listeners": [{"listen": ["127.0.0.1:1"], "mode": "socks"}]})", "/listeners/0/mode",
+              R"(expected "forward", "reverse" or "redirect", got "socks")");
+  auto c = valid(R"({"listeners": [{"name": "r", "listen": ["127.0.0.1:1"], "mode": "reverse"},
+                                   {"name": "x", "listen": ["127.0.0.1:2"], "mode": "redirect",
+                                    "redirect": {"https_port": 8443, "status": 301}}]})");
+  CHECK(c.listeners[0].mode == portier::config::ListenerMode::reverse);
+  CHECK(c.listeners[1].mode == portier::config::ListenerMode::redirect);
+  CHECK(c.listeners[1].redirect.https_port == 8443);
+  CHECK(c.listeners[1].redirect.status == 301);
+  check_error(R"({"listeners": [{"listen": ["127.0.0.1:1"], "mode": "redirect", "redirect": {"status": 303}}]})",
+              "/listeners/0/redirect/status", "expected 301, 302, 307 or 308, got 303");
+  check_error(R"({"listeners": [{"listen": ["127.0.0.1:1"], "redirect": {}}]})", "/listeners/0/redirect",
+              R"(only a listener with "mode": "redirect" redirects)");
+  check_error(R"({"auth": {"users_file": "u"}, "listeners": [{"listen": ["127.0.0.1:1"], "mode": "reverse", "auth": "required"}]})",
+              "/listeners/0/auth", "proxy authentication applies to forward listeners only");
+}
+
+TEST_CASE("reverse: routes and pools are read with their defaults") {
+  auto c = valid(R"({"listeners": [{"name": "site", "listen": ["127.0.0.1:1"], "mode": "reverse"}],
+    "reverse": {
+      "trusted_proxies": ["10.0.0.0/8"],
+      "routes": [
+        {"name": "api", "host": "app.test", "path": "/api/", "path_regex": "^/api/v[0-9]+/", "pool": "api",
+         "listeners": "site", "host_header": "backend", "strip_prefix": true,
+         "connect_timeout_ms": 1500, "response_timeout_ms": 9000},
+        {"host": "*.app.test", "pool": "web", "host_header": "internal.example:8080"},
+        {"pool": "web"}
+      ],
+      "pools": {
+        "api": {"balance": "hash_header", "hash_header": "X-User",
+                "backends": ["127.0.0.1:9001", {"address": "backend.internal:9002", "weight": 3,
+                                                "tls": {"verify": false, "server_name": "api.internal"}}],
+                "health": {"path": "/healthz", "interval_ms": 200, "expect": "200-299", "rise": 1, "fall": 4},
+                "passive": {"fail_after": 2, "down_ms": 500}},
+        "web": {"backends": ["[::1]:80"]}
+      }}})");
+  const auto& r = c.reverse;
+  REQUIRE(r.routes.size() == 3);
+  CHECK(r.trusted_proxies.size() == 1);
+  CHECK(r.routes[0].name == "api");
+  CHECK(r.routes[0].listeners == std::vector<std::string>{"site"});
+  CHECK(r.routes[0].host_header == portier::config::HostHeader::backend);
+  CHECK(r.routes[0].strip_prefix);
+  CHECK(r.routes[0].connect_timeout == 1500ms);
+  CHECK(r.routes[0].response_timeout == 9000ms);
+  CHECK(r.routes[1].name == "/reverse/routes/1");
+  CHECK(r.routes[1].host_header == portier::config::HostHeader::fixed);
+  CHECK(r.routes[1].host_value == "internal.example:8080");
+  CHECK(r.routes[2].path == "/");
+  CHECK_FALSE(r.routes[2].connect_timeout.has_value());
+  REQUIRE(r.pools.size() == 2);
+  const auto* api = r.pool("api");
+  REQUIRE(api != nullptr);
+  CHECK(api->balance == portier::config::PoolBalance::hash_header);
+  CHECK(api->hash_header == "X-User");
+  REQUIRE(api->backends.size() == 2);
+  CHECK(api->backends[0].address == "127.0.0.1:9001");
+  CHECK(api->backends[0].url.scheme == portier::http::ProxyScheme::http);
+  CHECK(api->backends[1].weight == 3);
+  CHECK(api->backends[1].url.scheme == portier::http::ProxyScheme::https);
+  CHECK_FALSE(api->backends[1].url.tls.verify);
+  CHECK(api->backends[1].url.tls.server_name == "api.internal");
+  CHECK(api->health.enabled);
+  CHECK(api->health.interval == 200ms);
+  CHECK(api->health.timeout == 2000ms);
+  CHECK(api->health.expect_low == 200);
+  CHECK(api->health.expect_high == 299);
+  CHECK(api->health.rise == 1);
+  CHECK(api->health.fall == 4);
+  CHECK(api->fail_after == 2);
+  CHECK(api->down_for == 500ms);
+  const auto* web = r.pool("web");
+  REQUIRE(web != nullptr);
+  CHECK(web->balance == portier::config::PoolBalance::round_robin);
+  CHECK(web->backends[0].address == "[::1]:80");
+  CHECK_FALSE(web->health.enabled);
+  CHECK(web->fail_after == 1);
+}
+
+TEST_CASE("reverse: config errors name the key") {
+  const std::string head = R"({"listeners": [{"name": "site", "listen": ["127.0.0.1:1"], "mode": "reverse"},
+                                             {"name": "fwd", "listen": ["127.0.0.1:2"]}], "reverse": )";
+  auto err = [&](const std::string& reverse, const std::string& pointer, const std::string& message) {
+    CAPTURE(reverse);
+    check_error(head + reverse + "}", pointer, message);
+  };
+  const std::string pools = R"("pools": {"web": {"backends": ["127.0.0.1:1"]}})";
+  err(R"({"routes": [{"pool": "nope"}], )" + pools + "}", "/reverse/routes/0/pool",
+      R"(unknown pool "nope"; the pools are "web")");
+  err(R"({"routes": [{"host": "a.test"}], )" + pools + "}", "/reverse/routes/0", R"(missing required key "pool")");
+  err(R"({"routes": [{"pool": "web", "path": "api"}], )" + pools + "}", "/reverse/routes/0/path",
+      R"(expected a path prefix starting with "/", got "api")");
+  err(R"({"routes": [{"pool": "web", "host": "a b"}], )" + pools + "}", "/reverse/routes/0/host",
+      R"(expected a host name ("app.example") or a wildcard ("*.example.com"), got "a b")");
+  err(R"({"routes": [{"pool": "web", "path_regex": "("}], )" + pools + "}", "/reverse/routes/0/path_regex",
+      R"(RE2 rejected "(": missing ): ()");
+  err(R"({"routes": [{"pool": "web", "listeners": ["fwd"]}], )" + pools + "}", "/reverse/routes/0/listeners/0",
+      R"(listener "fwd" is not a reverse listener ("mode": "reverse"))");
+  err(R"({"routes": [{"pool": "web", "listeners": "ghost"}], )" + pools + "}", "/reverse/routes/0/listeners",
+      R"(unknown listener "ghost"; the listeners are "site", "fwd")");
+  err(R"({"routes": [{"pool": "web", "host_header": ""}], )" + pools + "}", "/reverse/routes/0/host_header",
+      R"(expected "preserve", "backend" or a host[:port] to send, got "")");
+  err(R"({"pools": {"p": {"balance": "hash_header", "backends": ["127.0.0.1:1"]}}})", "/reverse/pools/p/balance",
+      R"(balance "hash_header" needs "hash_header": the header to hash)");
+  err(R"({"pools": {"p": {"backends": []}}})", "/reverse/pools/p/backends",
+      R"(expected a non-empty array of backends ("host:port" or {"address": ...}), got [])");
+  err(R"({"pools": {"p": {"backends": ["nohost"]}}})", "/reverse/pools/p/backends/0",
+      R"(expected a backend "host:port", got "nohost")");
+  err(R"({"pools": {"p": {"backends": ["127.0.0.1:1", "127.0.0.1:1"]}}})", "/reverse/pools/p/backends/1",
+      R"(duplicate backend "127.0.0.1:1" (also /reverse/pools/p/backends/0))");
+  err(R"({"pools": {"p": {"backends": [{"address": "127.0.0.1:1", "weight": 0}]}}})", "/reverse/pools/p/backends",
+      "every backend has weight 0: none would ever be chosen");
+  err(R"({"pools": {"p": {"backends": ["127.0.0.1:1"], "health": {"interval_ms": 100}}}})", "/reverse/pools/p/health",
+      R"(missing required key "path")");
+  err(R"({"pools": {"p": {"backends": ["127.0.0.1:1"], "health": {"path": "/h", "expect": "399-200"}}}})",
+      "/reverse/pools/p/health/expect", R"(expected a status or a range of statuses such as "200-399", got "399-200")");
+  err(R"({"pools": {"p": {"backends": ["127.0.0.1:1"], "balanse": "x"}}})", "/reverse/pools/p/balanse",
+      R"(unknown key "balanse", did you mean "balance"?)");
 }
 
 TEST_CASE("duplicate listener names are rejected at the second name") {
@@ -463,7 +577,7 @@ TEST_CASE("all errors of a document are reported in document order") {
     "workers": -1,
     "listeners": [
       {"name": "a", "listen": ["127.0.0.1:3128", "nope"]},
-      {"name": "a", "listen": ["127.0.0.1:3128"], "mode": "reverse"}
+      {"name": "a", "listen": ["127.0.0.1:3128"], "mode": "tunnel"}
     ],
     "forward": {"via": 1, "connect_ports": ["9-1"]},
     "listner": 1,
