@@ -1331,7 +1331,8 @@ TEST_CASE("the example configs in rules/ compile") {
     MESSAGE("PORTIER_SOURCE_ROOT is not set: skipping the rules/ examples");
     return;
   }
-  for (std::string file : {"rules/portier.json", "rules/examples/lan-proxy.json", "rules/examples/office.json"}) {
+  for (std::string file : {"rules/portier.json", "rules/examples/lan-proxy.json", "rules/examples/office.json",
+                           "rules/examples/reverse.json"}) {
     CAPTURE(file);
     auto result = portier::config::load_and_compile(std::string(root) + "/" + file);
     for (const auto& e : result.errors) FAIL_CHECK(format_error(e));
