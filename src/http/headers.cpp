@@ -78,4 +78,19 @@ bool Headers::has_token(std::string_view name, std::string_view token) const noe
   return false;
 }
 
+void Headers::append_to_list(std::string_view name, std::string_view value) {
+  for (auto it = fields_.rbegin(); it != fields_.rend(); ++it) {
+    if (iequals(it->name, name)) {
+      if (trim_ows(it->value).empty()) {
+        it->value.assign(value);
+      } else {
+        it->value.append(", ");
+        it->value.append(value);
+      }
+      return;
+    }
+  }
+  add(name, value);
+}
+
 }  // namespace portier::http

@@ -34,23 +34,6 @@ bool is_protected(std::string_view name) noexcept {
   return iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") || iequals(name, "Host");
 }
 
-// Appends ", value" to the last field of that name, or adds the field when there is none.
-void append_to_list(Headers& h, std::string_view name, std::string_view value) {
-  auto& f = h.fields();
-  for (auto it = f.rbegin(); it != f.rend(); ++it) {
-    if (iequals(it->name, name)) {
-      if (trim_ows(it->value).empty()) {
-        it->value.assign(value);
-      } else {
-        it->value.append(", ");
-        it->value.append(value);
-      }
-      return;
-    }
-  }
-  h.add(name, value);
-}
-
 void append_fields(std::string& out, const Headers& h) {
   for (const Header& f : h) {
     out.append(f.name);
@@ -123,13 +106,13 @@ void prepare_origin_request(RequestHead& head, const AbsoluteUrl& url, const For
     f.insert(f.begin(), Header{"Host", std::move(host)});
   }
 
-  if (!opt.via.empty()) append_to_list(head.headers, "Via", opt.via);
-  if (opt.x_forwarded_for && !opt.client_ip.empty()) append_to_list(head.headers, "X-Forwarded-For", opt.client_ip);
+  if (!opt.via.empty()) head.headers.append_to_list("Via", opt.via);
+  if (opt.x_forwarded_for && !opt.client_ip.empty()) head.headers.append_to_list("X-Forwarded-For", opt.client_ip);
 }
 
 void prepare_client_response(ResponseHead& head, const ForwardOptions& opt, bool client_keep_alive) {
   strip_hop_by_hop(head.headers);
-  if (!opt.via.empty()) append_to_list(head.headers, "Via", opt.via);
+  if (!opt.via.empty()) head.headers.append_to_list("Via", opt.via);
   if (!client_keep_alive) head.headers.add("Connection", "close");
 }
 

@@ -45,23 +45,6 @@ void append_value(std::string& out, std::string_view v) {
   out += '"';
 }
 
-// Appends ", value" to the last field of that name, or adds the field.
-void append_to_list(http::Headers& h, std::string_view name, std::string_view value) {
-  auto& f = h.fields();
-  for (auto it = f.rbegin(); it != f.rend(); ++it) {
-    if (http::iequals(it->name, name)) {
-      if (it->value.find_first_not_of(" \t") == std::string::npos) {
-        it->value.assign(value);
-      } else {
-        it->value.append(", ");
-        it->value.append(value);
-      }
-      return;
-    }
-  }
-  h.add(name, value);
-}
-
 }  // namespace
 
 std::optional<std::string> normalize_path(std::string_view path) {
@@ -132,7 +115,7 @@ std::optional<std::string> normalize_path(std::string_view path) {
 void apply_forwarded(http::Headers& h, const ForwardedFacts& f) {
   const bool ipv6 = f.client_ip.find(':') != std::string_view::npos;
   if (f.trusted) {
-    append_to_list(h, "X-Forwarded-For", f.client_ip);
+    h.append_to_list("X-Forwarded-For", f.client_ip);
     if (!h.contains("X-Forwarded-Proto")) h.add("X-Forwarded-Proto", f.proto);
     if (!h.contains("X-Forwarded-Host") && !f.host.empty()) h.add("X-Forwarded-Host", f.host);
   } else {
@@ -160,7 +143,7 @@ void apply_forwarded(http::Headers& h, const ForwardedFacts& f) {
     append_value(element, f.host);
   }
   if (f.trusted) {
-    append_to_list(h, "Forwarded", element);
+    h.append_to_list("Forwarded", element);
   } else {
     h.set("Forwarded", element);
   }

@@ -49,7 +49,13 @@ BackendTable::BackendTable(std::shared_ptr<const config::Snapshot> snapshot, Hea
       b.config = &bc;
       const char* scheme = bc.url.scheme == http::ProxyScheme::https ? "https" : "http";
       b.key = "backend|" + pc.name + "|" + scheme + "://" + bc.address;
-      b.pool_key = std::string("backend ") + scheme + "://" + bc.address + " " + bc.url.tls.server_name;
+      // Idle connections are shared only between backends checked the same way: a connection
+      // opened without verification must never serve a pool that requires it.
+      b.pool_key = std::string("backend ") + scheme + "://" + bc.address;
+      if (bc.url.scheme == http::ProxyScheme::https) {
+        b.pool_key += " name=" + bc.url.tls.server_name + (bc.url.tls.verify ? " verify ca=" : " noverify ca=") +
+                      bc.url.tls.ca_file;
+      }
       b.health = registry.get(b.key);
       pool->backends.push_back(std::move(b));
     }

@@ -139,19 +139,23 @@ net::awaitable<bool> Session::handle_forward() {
     if (result == Exchange::retry_fresh) {
       // A pooled connection the origin had closed: once more on a fresh one, with a parser that
       // has not seen the dead connection's end.
-      up_.reset();
-      resp_.reset();
-      ubuf_.consume(ubuf_.size());
+      end_exchange(nullptr);
       continue;
     }
-    if (upstream_reusable_ && up_) ctx_.pool.release(key, std::move(*up_));
-    up_.reset();
-    resp_.reset();
-    ubuf_.consume(ubuf_.size());
-    ubuf_.release_if_empty();
+    end_exchange(&key);
     finish_record();
     co_return result == Exchange::keep_alive;
   }
+}
+
+// After an exchange: the upstream connection back to the pool under `pool_key` when it is reusable
+// (never with a null key: a connection found dead), closed otherwise; no response state is kept.
+void Session::end_exchange(const std::string* pool_key) {
+  if (pool_key != nullptr && upstream_reusable_ && up_) ctx_.pool.release(*pool_key, std::move(*up_));
+  up_.reset();
+  resp_.reset();
+  ubuf_.consume(ubuf_.size());
+  ubuf_.release_if_empty();
 }
 
 // Consumes the (empty) rest of a request without a body, so the parser is at the next request.

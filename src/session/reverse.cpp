@@ -153,6 +153,9 @@ net::awaitable<bool> Session::handle_reverse() {
   // headers, the route's path and Host.
   auto upgrade = reverse::websocket_upgrade(head.headers);
   if (upgrade && has_body) upgrade.reset();  // an upgrade carries no body; treat it as a plain request
+  // A refused upgrade (any answer but 101) ends the connection: the client may already be sending
+  // frames behind its handshake, which must never be read as a next request.
+  if (upgrade) head.keep_alive = false;
   const std::string original_host = host_value;
   http::strip_hop_by_hop(head.headers);
   if (upgrade) {
@@ -164,7 +167,8 @@ net::awaitable<bool> Session::handle_reverse() {
   std::string backend_target = rc.strip_prefix ? reverse::strip_prefix(*path, route->path_prefix) : *path;
   backend_target.append(query);
 
-  const http::ForwardOptions fopt{};  // no Via, no proxy X-Forwarded-For: a gateway speaks for the site
+  http::ForwardOptions fopt;  // no Via, no proxy X-Forwarded-For: a gateway speaks for the site
+  fopt.via.clear();
   response_timeout_ = rc.response_timeout.value_or(timeouts().response);
   const auto connect_timeout = rc.connect_timeout.value_or(timeouts().connect);
 
@@ -198,7 +202,8 @@ net::awaitable<bool> Session::handle_reverse() {
         head.headers.set("Host", rc.host_value);
         break;
     }
-    if (original_host.empty() && rc.host_header == config::HostHeader::preserve) head.headers.remove("Host");
+    // An HTTP/1.0 client may send no Host; the backend gets HTTP/1.1, which needs one.
+    if (original_host.empty() && rc.host_header == config::HostHeader::preserve) head.headers.set("Host", bc.address);
     head_bytes.clear();
     http::write_request_head(head_bytes, head.method, backend_target, head.headers);
 
@@ -242,17 +247,11 @@ net::awaitable<bool> Session::handle_reverse() {
     upgrade_allowed_ = false;
     if (result == Exchange::retry_fresh) {
       // An idle connection the backend had closed: once more, on a fresh connection.
-      up_.reset();
-      resp_.reset();
-      ubuf_.consume(ubuf_.size());
+      end_exchange(nullptr);
       continue;
     }
     if (upgraded_) co_return co_await relay_upgraded();
-    if (upstream_reusable_ && up_) ctx_.pool.release(backend->pool_key, std::move(*up_));
-    up_.reset();
-    resp_.reset();
-    ubuf_.consume(ubuf_.size());
-    ubuf_.release_if_empty();
+    end_exchange(&backend->pool_key);
     finish_record();
     co_return result == Exchange::keep_alive;
   }

@@ -61,6 +61,7 @@ class Session {
   net::awaitable<Result<void>> send_request_body_then_park();
   net::awaitable<Result<void>> relay_response(const http::ForwardOptions& fopt);
   bool finish_request_without_body();
+  void end_exchange(const std::string* pool_key);
 
   // Who the client is and the facts policy decides on (session.cpp).
   struct Identity {

@@ -18,6 +18,9 @@ struct Header {
 class Headers {
  public:
   void add(std::string_view name, std::string_view value);
+  // Appends ", value" to the last field of that name (a list-valued field such as Via or
+  // X-Forwarded-For), or adds the field when there is none.
+  void append_to_list(std::string_view name, std::string_view value);
   // Replaces every field of that name with one field (appended if absent).
   void set(std::string_view name, std::string_view value);
   // First field of that name, or nullptr.
