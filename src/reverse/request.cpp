@@ -47,8 +47,23 @@ void append_value(std::string& out, std::string_view v) {
 
 }  // namespace
 
+namespace {
+
+// Nothing to decode, merge or resolve: the common case, taken without building segments.
+bool already_normal(std::string_view path) noexcept {
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    const char c = path[i];
+    if (c == '%') return false;
+    if (c == '/' && i + 1 < path.size() && (path[i + 1] == '/' || path[i + 1] == '.')) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::optional<std::string> normalize_path(std::string_view path) {
   if (path.empty() || path.front() != '/') return std::nullopt;
+  if (already_normal(path)) return std::string(path);
   // Decode what may be decoded, then resolve segments on the result.
   std::string decoded;
   decoded.reserve(path.size());
