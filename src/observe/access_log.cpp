@@ -116,10 +116,30 @@ AccessLog AccessLog::open(const std::string& path, std::string* error) {
   }
   log.fd_ = fd;
   log.owned_ = true;
+  log.path_ = path;
   return log;
 }
 
-AccessLog::AccessLog(AccessLog&& o) noexcept : fd_(o.fd_), owned_(o.owned_) {
+bool AccessLog::reopen(std::string* error) {
+  if (!owned_) return true;  // stdout or off: nothing to reopen
+  int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    if (error) *error = "cannot reopen access log " + path_ + ": " + std::strerror(errno);
+    return false;  // keep writing to the old file rather than losing lines
+  }
+  // dup3 swaps the file behind fd_ atomically: a worker's write(2) goes wholly to the old file or
+  // wholly to the new one, and no worker ever sees a closed descriptor.
+  const int rc = ::dup3(fd, fd_, O_CLOEXEC);
+  const int saved = errno;
+  ::close(fd);
+  if (rc < 0) {
+    if (error) *error = "cannot reopen access log " + path_ + ": " + std::strerror(saved);
+    return false;
+  }
+  return true;
+}
+
+AccessLog::AccessLog(AccessLog&& o) noexcept : fd_(o.fd_), owned_(o.owned_), path_(std::move(o.path_)) {
   o.fd_ = -1;
   o.owned_ = false;
 }
@@ -129,6 +149,7 @@ AccessLog& AccessLog::operator=(AccessLog&& o) noexcept {
     if (owned_) ::close(fd_);
     fd_ = o.fd_;
     owned_ = o.owned_;
+    path_ = std::move(o.path_);
     o.fd_ = -1;
     o.owned_ = false;
   }

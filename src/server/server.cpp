@@ -180,6 +180,7 @@ int run(const std::string& config_path) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGUSR1);
   sigaddset(&signals, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
@@ -250,6 +251,15 @@ int run(const std::string& config_path) {
       std::cerr << "portier: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": draining (grace "
                 << cfg.timeouts.shutdown_grace.count() << " ms)\n";
       break;
+    }
+    if (sig == SIGUSR1) {
+      std::string why;
+      if (access_log.reopen(&why)) {
+        std::cerr << "portier: SIGUSR1: access log reopened" << std::endl;
+      } else {
+        std::cerr << "portier: error: SIGUSR1: " << why << "; still writing to the old file" << std::endl;
+      }
+      continue;
     }
     if (sig == SIGHUP) {
       // Compile off the I/O threads; publish only a good snapshot. Sessions keep the snapshot they

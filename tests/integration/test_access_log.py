@@ -224,3 +224,62 @@ class AccessLog(ProxyTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Reopen(ProxyTestCase):
+    """logrotate renames the file, then sends SIGUSR1: later lines go to a new file of the same name."""
+
+    def setUp(self):
+        self.origin = self.start_origin()
+
+    def fetch(self, path):
+        p = curl(["-x", self.portier.proxy_url, "-s", "-o", "/dev/null", "-w", "%{http_code}", self.origin.url + path])
+        self.assertEqual(p.stdout.strip(), b"200", p.stderr)
+
+    def test_sigusr1_reopens_the_access_log(self):
+        import os
+        import signal
+        self.start_portier()
+        log = self.portier.log_path
+        self.fetch("/echo/before")
+        self.assertEqual(len(self.portier.access_log_records(1)), 1, self.portier.diag())
+        os.rename(log, log + ".1")
+        self.fetch("/echo/renamed")  # still the old file until the signal
+        self.portier.signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while "access log reopened" not in self.portier.stderr_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertIn("portier: SIGUSR1: access log reopened", self.portier.stderr_text())
+        self.fetch("/echo/after")
+        recs = self.portier.access_log_records(1)
+        self.assertEqual([r["path"] for r in recs], ["/echo/after"], "the new file gets only later lines")
+        with open(log + ".1") as f:
+            old = [l for l in f.read().splitlines() if l.strip()]
+        self.assertEqual(len(old), 2, "the renamed file keeps the lines written before the signal: %r" % old)
+        self.assertIn("/echo/renamed", old[1])
+        self.assertTrue(self.portier.alive())
+
+    def test_sigusr1_with_an_unwritable_path_keeps_the_old_file(self):
+        import os
+        import signal
+        self.start_portier()
+        log = self.portier.log_path
+        self.fetch("/echo/one")
+        self.portier.access_log_records(1)
+        os.rename(log, log + ".1")
+        os.mkdir(log)  # the path is now a directory: open(2) fails
+        self.addCleanup(os.rmdir, log)
+        self.portier.signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while "SIGUSR1" not in self.portier.stderr_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertIn("still writing to the old file", self.portier.stderr_text())
+        self.fetch("/echo/two")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with open(log + ".1") as f:
+                if "/echo/two" in f.read():
+                    break
+            time.sleep(0.05)
+        with open(log + ".1") as f:
+            self.assertIn("/echo/two", f.read(), "lines keep going to the old file")

@@ -57,9 +57,14 @@ class AccessLog {
   bool enabled() const noexcept { return fd_ >= 0; }
   void write(const AccessRecord& r) const;
 
+  // SIGUSR1 (logrotate): opens the file by its path again, so lines go to the new file once the
+  // old one was renamed. Safe while workers write. On failure the old file stays in use.
+  bool reopen(std::string* error);
+
  private:
   int fd_ = -1;
   bool owned_ = false;
+  std::string path_;
 };
 
 }  // namespace portier::observe
