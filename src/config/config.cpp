@@ -199,6 +199,7 @@ class Validator {
       {"time", [&](const Json& v, const std::string& p) { time(v, p, cfg.policy); }},
       {"egress", [&](const Json& v, const std::string& p) { egress(v, p, cfg.egress); }},
       {"reverse", [&](const Json& v, const std::string& p) { reverse(v, p, cfg.reverse); }},
+      {"admin", [&](const Json& v, const std::string& p) { admin(v, p, cfg.admin); }},
     });
     check_route_listeners(cfg);
     if (ok && !saw_listeners) error("", "missing required key \"listeners\"");
@@ -674,6 +675,36 @@ class Validator {
        }},
       {"idle_ms", [&](const Json& nv, const std::string& np) { milliseconds(nv, np, out.idle); }},
     });
+  }
+
+  void admin(const Json& v, const std::string& p, Admin& out) {
+    out.enabled = true;
+    out.listen = *parse_socket_address("127.0.0.1:9090");
+    bool saw_listen = false;
+    object(v, p, {
+      {"listen", [&](const Json& lv, const std::string& lp) {
+         saw_listen = true;
+         const std::string* s = string(lv, lp);
+         if (s == nullptr) return;
+         auto addr = parse_socket_address(*s);
+         if (!addr) {
+           error(lp, "expected \"ip:port\" or \"[ipv6]:port\" with an IP literal, got " + show(lv));
+           return;
+         }
+         out.listen = *addr;
+       }},
+      {"token", [&](const Json& tv, const std::string& tp) {
+         const std::string* s = string(tv, tp);
+         if (s == nullptr) return;
+         if (s->size() < 16 || s->size() > 256 || !printable(*s) || s->find(' ') != std::string::npos) {
+           error(tp, "expected a token of 16 to 256 printable characters without spaces");  // never echo a secret
+           return;
+         }
+         out.token = *s;
+       }},
+    });
+    check_address_conflicts(out.listen, saw_listen ? child(p, "listen") : p);
+    seen_addresses_.emplace_back(out.listen, saw_listen ? child(p, "listen") : p);
   }
 
   // ---- reverse: routes and pools --------------------------------------------------------------
@@ -1903,7 +1934,10 @@ LoadResult load_config_file(const std::string& path) {
   if (err != 0) return fail(err);
   r = parse_config(text);
   // Relative paths in the file (users file, lists, block page) are relative to the file itself.
-  if (r.config) r.config->base_dir = std::filesystem::path(path).parent_path().string();
+  if (r.config) {
+    r.config->base_dir = std::filesystem::path(path).parent_path().string();
+    r.config->source = std::move(text);
+  }
   return r;
 }
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -15,6 +16,8 @@
 #include "portier/policy/users.hpp"
 #include "portier/session/probe.hpp"
 #include "portier/session/worker.hpp"
+
+#include "admin.hpp"
 
 namespace portier::server {
 namespace {
@@ -61,6 +64,24 @@ net::awaitable<void> accept_loop(tcp::acceptor& acc, const std::string& listener
     }
     asio::co_spawn(ex, session::run_session(std::move(sock), peer, listener, ctx), asio::detached);
   }
+}
+
+net::awaitable<void> admin_accept_loop(tcp::acceptor& acc, AdminState& state, session::WorkerContext& ctx) {
+  auto ex = co_await asio::this_coro::executor;
+  for (;;) {
+    auto [ec, sock] = co_await acc.async_accept(net::nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
+      asio::steady_timer t(ex, std::chrono::milliseconds(100));
+      co_await t.async_wait(net::nothrow);
+      continue;
+    }
+    asio::co_spawn(ex, run_admin_session(std::move(sock), state, ctx), asio::detached);
+  }
+}
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 net::awaitable<void> pool_sweeper(session::WorkerContext& ctx) {
@@ -228,6 +249,33 @@ int run(const std::string& config_path) {
     return 1;
   }
 
+  // The admin endpoint: one socket (no SO_REUSEPORT: a second portier on the same address must
+  // fail, not share it), served on the first worker's loop.
+  AdminState admin;
+  for (auto& w : workers) {
+    admin.workers.push_back(&w->ctx);
+    admin.executors.push_back(w->io.get_executor());
+  }
+  for (const auto& l : cfg.listeners) admin.listener_names.push_back(l.name);
+  admin.last_reload_time = unix_now();
+  std::optional<tcp::acceptor> admin_acceptor;
+  if (cfg.admin.enabled) {
+    try {
+      tcp::endpoint ep(net::to_asio(cfg.admin.listen.ip), cfg.admin.listen.port);
+      admin_acceptor.emplace(workers.front()->io);
+      admin_acceptor->open(ep.protocol());
+      admin_acceptor->set_option(tcp::acceptor::reuse_address(true));
+      if (ep.protocol() == tcp::v6()) admin_acceptor->set_option(asio::ip::v6_only(true));
+      admin_acceptor->bind(ep);
+      admin_acceptor->listen();
+      std::cerr << "portier: admin listening on " << net::endpoint_string(admin_acceptor->local_endpoint()) << "\n";
+    } catch (const std::system_error& e) {
+      std::cerr << "portier: cannot listen (admin): " << e.what() << "\n";
+      return 1;
+    }
+    asio::co_spawn(workers.front()->io, admin_accept_loop(*admin_acceptor, admin, workers.front()->ctx), asio::detached);
+  }
+
   // Active health checks run on the first worker's loop; they follow each reload's tables.
   Worker* prober_worker = workers.front().get();
   session::Prober prober(prober_worker->io.get_executor());
@@ -242,6 +290,7 @@ int run(const std::string& config_path) {
       raw->io.run();
     });
   }
+  admin.ready = true;
   std::cerr << "portier: " << n << " worker thread(s)\nportier: ready" << std::endl;
 
   for (;;) {
@@ -267,6 +316,12 @@ int run(const std::string& config_path) {
       auto next = config::load_and_compile(config_path);
       if (!next.errors.empty()) {
         print_errors(next.errors, "portier: reload failed, keeping the running config: ");
+        {
+          std::lock_guard lock(admin.mutex);
+          admin.last_reload_errors.clear();
+          for (const auto& e : next.errors) admin.last_reload_errors += config::format_error(e) + "\n";
+        }
+        admin.reloads_failed.fetch_add(1);
         continue;
       }
       if (auto why = restart_only_changes(snapshot->config, next.snapshot->config); !why.empty()) {
@@ -294,11 +349,16 @@ int run(const std::string& config_path) {
         });
       }
       asio::post(prober_worker->io, [&prober, egress, backends] { prober.update(egress, backends); });
+      admin.last_reload_time = unix_now();
+      admin.reloads_ok.fetch_add(1);
       std::cerr << "portier: reloaded " << config_path << ": " << snapshot->policy.rules.size() << " rule(s), "
                 << snapshot->config.lists.size() << " list(s)" << std::endl;
     }
   }
 
+  // /readyz answers 503 from now on; the admin socket stays open through the drain (load
+  // balancers see the proxy leave) and closes with the first worker's loop.
+  admin.ready = false;
   // Probes stop first, before the drain: posted ahead of it on the same loop.
   asio::post(prober_worker->io, [&prober] { prober.stop(); });
   for (auto& w : workers) {

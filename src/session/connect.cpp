@@ -93,7 +93,10 @@ net::awaitable<bool> Session::handle_connect() {
   }
   cbuf_.release_if_empty();  // an idle tunnel keeps no buffer of its own
 
+  ++ctx_.metrics.tunnels_total;
+  ++ctx_.metrics.tunnels_active;
   auto result = co_await relay::tunnel(client_, up_->stream, deadline_, timeouts().tunnel_idle);
+  --ctx_.metrics.tunnels_active;
   rec_.bytes_up += result.bytes_up;
   rec_.bytes_down += result.bytes_down;
   if (result.end != "client_eof" && result.end != "upstream_eof") rec_.error = result.end;

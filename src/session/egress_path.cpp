@@ -34,7 +34,7 @@ net::awaitable<Result<upstream::OpenedPath>> Session::open_upstream(const policy
     bool exit_fault = false;
     auto path = co_await upstream::open_path(exit.config->hops, host, port, path_end(exit, plain_http), options,
                                              exit_fault);
-    rec_.connect_ms = std::chrono::duration_cast<std::chrono::milliseconds>(net::Clock::now() - started).count();
+    record_connect_time(started);
     if (path) {
       if (!exit.config->hops.empty()) exit.health->succeeded();
       active_exit_ = ActiveExit(exit.health);

@@ -233,8 +233,7 @@ net::awaitable<bool> Session::handle_reverse() {
         co_return co_await refuse(std::move(*connect_error));
       }
       backend->health->succeeded();
-      rec_.connect_ms =
-          std::chrono::duration_cast<std::chrono::milliseconds>(net::Clock::now() - started).count();
+      record_connect_time(started);
       up_.emplace(std::move(opened->conn));
     }
     rec_.upstream = net::endpoint_string(up_->peer);
@@ -283,7 +282,10 @@ net::awaitable<bool> Session::relay_upgraded() {
   }
   cbuf_.release_if_empty();
   ubuf_.release_if_empty();
+  ++ctx_.metrics.tunnels_total;
+  ++ctx_.metrics.tunnels_active;
   auto result = co_await relay::tunnel(client_, up_->stream, deadline_, timeouts().tunnel_idle);
+  --ctx_.metrics.tunnels_active;
   rec_.bytes_up += result.bytes_up;
   rec_.bytes_down += result.bytes_down;
   if (result.end != "client_eof" && result.end != "upstream_eof") rec_.error = result.end;

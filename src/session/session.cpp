@@ -75,11 +75,18 @@ Session::Session(net::tcp::socket client, const net::tcp::endpoint& peer, std::s
   std::error_code ec;
   local_port_ = client_.socket().local_endpoint(ec).port();
   conn_id_ = ctx_.next_connection_id();
+  for (std::size_t i = 0; i < snap_->config.listeners.size(); ++i)
+    if (snap_->config.listeners[i].name == listener_) listener_index_ = i;
+  ++ctx_.metrics.connections_total;
+  ++ctx_.metrics.connections_open;
   hook_.session = this;
   ctx_.sessions.insert(hook_);
 }
 
-Session::~Session() { ctx_.sessions.erase(hook_); }
+Session::~Session() {
+  --ctx_.metrics.connections_open;
+  ctx_.sessions.erase(hook_);
+}
 
 void Session::on_deadline() {
   std::error_code ignored;
@@ -256,6 +263,7 @@ net::awaitable<void> Session::authenticate() {
   if (proven_ && proven_->epoch == epoch && now < proven_->expiry && proven_->header == *header) {
     identity_ = proven_->identity;
     set_user(proven_->identity.user);
+    ++ctx_.metrics.auth_success;
     co_return;
   }
   auto creds = policy::parse_basic_credentials(*header);
@@ -303,7 +311,11 @@ net::awaitable<void> Session::authenticate() {
       rec_.error = "auth_failed: user " + creds->user;
     }
   }
-  if (!ok) co_return;
+  if (!ok) {
+    ++ctx_.metrics.auth_failure;
+    co_return;
+  }
+  ++ctx_.metrics.auth_success;
   // Remember the proof for this connection's next requests, no longer than the cache would.
   if (ttl > net::Clock::duration::zero()) {
     if (!proven_) proven_ = std::make_unique<ProvenCredentials>();
@@ -510,6 +522,12 @@ void Session::begin_record() {
   rec_.client = client_addr_;
 }
 
+void Session::record_connect_time(net::Clock::time_point started) {
+  const auto took = net::Clock::now() - started;
+  rec_.connect_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+  rec_.connect_us = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+}
+
 void Session::record_denial(const policy::Deny& d) {
   rec_.decision = "deny";
   rec_.rule = d.rule;
@@ -521,6 +539,7 @@ void Session::finish_record() {
   active_exit_.release();
   rec_.duration_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(net::Clock::now() - started_).count();
+  ctx_.metrics.count(rec_, listener_index_);
   if (ctx_.access_log) ctx_.access_log->write(rec_);
 }
 

@@ -101,6 +101,7 @@ class Session {
 
   void begin_record();
   void record_denial(const policy::Deny& d);
+  void record_connect_time(net::Clock::time_point started);
   void finish_record();
   http::ForwardOptions forward_options() const;
   net::DestinationGuard guard() const noexcept { return net::DestinationGuard{&snap_->ssrf_allow}; }
@@ -136,6 +137,7 @@ class Session {
   IpAddress client_ip_;
   std::string client_ip_string_;  // without the port: forwarding headers, hashing
   std::uint16_t local_port_ = 0;  // the listener's port the client reached
+  std::size_t listener_index_ = 0;  // position in the config's listeners (metrics labels)
   std::uint64_t conn_id_ = 0;
   net::Deadline deadline_;
   SessionList::Hook hook_;

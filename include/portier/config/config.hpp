@@ -253,8 +253,16 @@ struct Reverse {
   const PoolConfig* pool(std::string_view name) const noexcept;
 };
 
+// "admin": the operators' endpoint (metrics, health, config, reload). Off unless configured.
+struct Admin {
+  bool enabled = false;
+  SocketAddress listen;      // default 127.0.0.1:9090
+  std::string token;         // when set, every request needs "Authorization: Bearer <token>"
+};
+
 struct Config {
   std::string base_dir;  // directory of the config file: relative paths start here
+  std::string source;    // the JSON text it was loaded from (the admin endpoint shows it, redacted)
   unsigned workers = 0;  // 0 = one per core
   std::vector<Listener> listeners;
   Auth auth;
@@ -268,6 +276,7 @@ struct Config {
   http::Limits limits;
   OriginPool origin_pool;
   Reverse reverse;
+  Admin admin;
 };
 
 struct ConfigError {

@@ -9,6 +9,7 @@
 #include "portier/config/config.hpp"
 #include "portier/net/asio.hpp"
 #include "portier/observe/access_log.hpp"
+#include "portier/observe/metrics.hpp"
 #include "portier/policy/users.hpp"
 #include "portier/session/backends.hpp"
 #include "portier/session/egress.hpp"
@@ -106,6 +107,7 @@ struct WorkerContext {
   class SharedThrottle* throttle = nullptr;
   const observe::AccessLog* access_log = nullptr;
   upstream::OriginPool pool;
+  observe::WorkerMetrics metrics;  // this thread's counters; a scrape copies them on this thread
   SessionList sessions;
   bool draining = false;
   std::uint64_t connections = 0;
