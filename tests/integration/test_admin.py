@@ -91,7 +91,10 @@ class Admin(AdminBase):
         while True:
             after = self.metrics()
             got = self.value(after, "portier_requests_total", listener="test", decision="forward", code="200")
-            if got >= 3 and self.value(after, "portier_tunnels_total") >= 1 or time.monotonic() > deadline:
+            # The tunnel's end reaches portier just after curl is done with it.
+            done = (got >= 3 and self.value(after, "portier_tunnels_total") >= 1
+                    and self.value(after, "portier_tunnels_active") == 0)
+            if done or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         self.assertEqual(self.value(before, "portier_requests_total", listener="test", decision="forward", code="200"), 0)
