@@ -93,6 +93,14 @@ net::awaitable<bool> Session::handle_connect() {
   }
   cbuf_.release_if_empty();  // an idle tunnel keeps no buffer of its own
 
+  co_await relay_both_ways();
+  finish_record();
+  co_return false;  // a tunnel ends the client connection
+}
+
+// Relays client <-> upstream until both ends are done (CONNECT tunnels, WebSocket after its 101),
+// counting the tunnel and its bytes for the record and the metrics.
+net::awaitable<void> Session::relay_both_ways() {
   ++ctx_.metrics.tunnels_total;
   ++ctx_.metrics.tunnels_active;
   auto result = co_await relay::tunnel(client_, up_->stream, deadline_, timeouts().tunnel_idle);
@@ -100,8 +108,6 @@ net::awaitable<bool> Session::handle_connect() {
   rec_.bytes_up += result.bytes_up;
   rec_.bytes_down += result.bytes_down;
   if (result.end != "client_eof" && result.end != "upstream_eof") rec_.error = result.end;
-  finish_record();
-  co_return false;  // a tunnel ends the client connection
 }
 
 // The SNI of the client's ClientHello: empty when the first bytes are not TLS, carry no SNI, or do

@@ -1,7 +1,6 @@
 // Reverse listeners: the target comes from the route table (Host + normalized path -> pool -> one
 // backend) instead of the request line. From there on it is the forward path: the same policy
 // decision, upstream connector, exchange (bodies, keep-alive, pooling), tunnel and access record.
-#include "portier/relay/tunnel.hpp"
 #include "portier/reverse/request.hpp"
 #include "portier/upstream/chain.hpp"
 #include "session_impl.hpp"
@@ -282,13 +281,7 @@ net::awaitable<bool> Session::relay_upgraded() {
   }
   cbuf_.release_if_empty();
   ubuf_.release_if_empty();
-  ++ctx_.metrics.tunnels_total;
-  ++ctx_.metrics.tunnels_active;
-  auto result = co_await relay::tunnel(client_, up_->stream, deadline_, timeouts().tunnel_idle);
-  --ctx_.metrics.tunnels_active;
-  rec_.bytes_up += result.bytes_up;
-  rec_.bytes_down += result.bytes_down;
-  if (result.end != "client_eof" && result.end != "upstream_eof") rec_.error = result.end;
+  co_await relay_both_ways();
   up_.reset();
   resp_.reset();
   finish_record();

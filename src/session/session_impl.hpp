@@ -52,6 +52,7 @@ class Session {
   net::awaitable<bool> handle_reverse();
   net::awaitable<bool> handle_redirect(const config::Listener& listener);
   net::awaitable<bool> relay_upgraded();
+  net::awaitable<void> relay_both_ways();
   net::awaitable<Result<std::string>> read_client_hello();
 
   // Forwarding pieces (forward.cpp).
