@@ -468,17 +468,27 @@ class Validator {
     }
     for (std::size_t i = 0; i < v.size(); ++i) {
       std::string ap = child(p, i);
-      const std::string* s = string(v[i], ap);
-      if (s == nullptr) continue;
-      auto addr = parse_socket_address(*s);
-      if (!addr) {
-        error(ap, "expected \"ip:port\" or \"[ipv6]:port\" with an IP literal, got " + show(v[i]));
-        continue;
-      }
-      check_address_conflicts(*addr, ap);
-      seen_addresses_.emplace_back(*addr, ap);
-      out.push_back(*addr);
+      if (auto addr = listen_address(v[i], ap)) out.push_back(*addr);
     }
+  }
+
+  // One address a socket listens on, checked against every other address in the file.
+  std::optional<SocketAddress> listen_address(const Json& v, const std::string& p) {
+    const std::string* s = string(v, p);
+    if (s == nullptr) return std::nullopt;
+    auto addr = parse_socket_address(*s);
+    if (!addr) {
+      error(p, "expected \"ip:port\" or \"[ipv6]:port\" with an IP literal, got " + show(v));
+      return std::nullopt;
+    }
+    check_address_conflicts(*addr, p);
+    seen_addresses_.emplace_back(*addr, p);
+    return addr;
+  }
+
+  // "host" or "host:port" as a Host header value (a name or an IP literal, no scheme or path).
+  static bool host_and_port(const std::string& s) {
+    return !s.empty() && http::parse_authority(s.find(':') == std::string::npos ? s + ":1" : s).has_value();
   }
 
   // Two sockets on one address (or one on a wildcard and one on a specific address of the same
@@ -684,14 +694,7 @@ class Validator {
     object(v, p, {
       {"listen", [&](const Json& lv, const std::string& lp) {
          saw_listen = true;
-         const std::string* s = string(lv, lp);
-         if (s == nullptr) return;
-         auto addr = parse_socket_address(*s);
-         if (!addr) {
-           error(lp, "expected \"ip:port\" or \"[ipv6]:port\" with an IP literal, got " + show(lv));
-           return;
-         }
-         out.listen = *addr;
+         if (auto addr = listen_address(lv, lp)) out.listen = *addr;
        }},
       {"token", [&](const Json& tv, const std::string& tp) {
          const std::string* s = string(tv, tp);
@@ -703,8 +706,10 @@ class Validator {
          out.token = *s;
        }},
     });
-    check_address_conflicts(out.listen, saw_listen ? child(p, "listen") : p);
-    seen_addresses_.emplace_back(out.listen, saw_listen ? child(p, "listen") : p);
+    if (!saw_listen) {  // the default address must not clash with a listener either
+      check_address_conflicts(out.listen, p);
+      seen_addresses_.emplace_back(out.listen, p);
+    }
   }
 
   // ---- reverse: routes and pools --------------------------------------------------------------
@@ -787,7 +792,7 @@ class Validator {
            r.host_header = HostHeader::preserve;
          } else if (*s == "backend") {
            r.host_header = HostHeader::backend;
-         } else if (!s->empty() && http::parse_authority(*s + (s->find(':') == std::string::npos ? ":1" : ""))) {
+         } else if (host_and_port(*s)) {
            r.host_header = HostHeader::fixed;
            r.host_value = *s;
          } else {
@@ -944,7 +949,7 @@ class Validator {
       {"host", [&](const Json& hv, const std::string& hp) {
          const std::string* s = string(hv, hp);
          if (s == nullptr) return;
-         if (!s->empty() && http::parse_authority(*s + (s->find(':') == std::string::npos ? ":1" : ""))) {
+         if (host_and_port(*s)) {
            out.host = *s;
          } else {
            error(hp, "expected a host[:port] for the Host header, got " + show(hv));

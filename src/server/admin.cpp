@@ -113,13 +113,17 @@ std::string redacted_config(const std::string& json_text) {
 net::awaitable<void> run_admin_session(net::tcp::socket socket, AdminState& state, session::WorkerContext& ctx) {
   auto ex = co_await asio::this_coro::executor;
   asio::steady_timer deadline(ex);
-  deadline.expires_after(kHeadTimeout);
-  deadline.async_wait([&socket](std::error_code ec) {
-    if (!ec) {
-      std::error_code ignored;
-      socket.cancel(ignored);
-    }
-  });
+  // Reading the request, then writing the answer, each within kHeadTimeout.
+  auto arm = [&deadline, &socket] {
+    deadline.expires_after(kHeadTimeout);
+    deadline.async_wait([&socket](std::error_code ec) {
+      if (!ec) {
+        std::error_code ignored;
+        socket.cancel(ignored);
+      }
+    });
+  };
+  arm();
   http::Parser parser(http::Parser::Kind::request, ctx.snapshot->config.limits);
   std::array<char, 8192> buf;
   bool head = false;
@@ -196,13 +200,7 @@ net::awaitable<void> run_admin_session(net::tcp::socket socket, AdminState& stat
   std::string out;
   http::write_response_head(out, status, {}, extra);
   if (!method_is("HEAD")) out += body;
-  deadline.expires_after(kHeadTimeout);
-  deadline.async_wait([&socket](std::error_code ec) {
-    if (!ec) {
-      std::error_code ignored;
-      socket.cancel(ignored);
-    }
-  });
+  arm();
   co_await asio::async_write(socket, asio::buffer(out), net::nothrow);
   deadline.cancel();
   std::error_code ignored;

@@ -547,7 +547,7 @@ http::ForwardOptions Session::forward_options() const {
   http::ForwardOptions o;
   o.via = snap_->config.forward.via;
   o.x_forwarded_for = snap_->config.forward.x_forwarded_for;
-  if (o.x_forwarded_for) o.client_ip = client_ip_.to_string();
+  if (o.x_forwarded_for) o.client_ip = client_ip_string_;
   return o;
 }
 
