@@ -173,7 +173,7 @@ class Validator {
       {"forward", [&](const Json& v, const std::string& p) { forward(v, p, cfg.forward); }},
       {"ssrf", [&](const Json& v, const std::string& p) { ssrf(v, p, cfg.ssrf_allow); }},
       {"timeouts", [&](const Json& v, const std::string& p) { timeouts(v, p, cfg.timeouts); }},
-      {"limits", [&](const Json& v, const std::string& p) { limits(v, p, cfg.limits); }},
+      {"limits", [&](const Json& v, const std::string& p) { limits(v, p, cfg.limits, cfg.traffic); }},
       {"origin_pool", [&](const Json& v, const std::string& p) { origin_pool(v, p, cfg.origin_pool); }},
       {"auth", [&](const Json& v, const std::string& p) { auth(v, p, cfg.auth); }},
       {"lists", [&](const Json& v, const std::string& p) { lists(v, p, cfg.lists); }},
@@ -647,10 +647,18 @@ class Validator {
     });
   }
 
-  void limits(const Json& v, const std::string& p, http::Limits& out) {
+  void limits(const Json& v, const std::string& p, http::Limits& out, TrafficLimits& traffic) {
     std::optional<std::string> url_pointer;
     bool header_ok = true;
     bool ok = object(v, p, {
+      {"max_connections", [&](const Json& nv, const std::string& np) {
+         if (auto n = integer(nv, np, 0, 10'000'000)) traffic.max_connections = static_cast<std::size_t>(*n);
+       }},
+      {"max_connections_per_client", [&](const Json& nv, const std::string& np) {
+         if (auto n = integer(nv, np, 0, 10'000'000)) traffic.max_connections_per_client = static_cast<std::size_t>(*n);
+       }},
+      {"per_user", [&](const Json& nv, const std::string& np) { per_user_limits(nv, np, traffic); }},
+      {"log_interval_ms", [&](const Json& nv, const std::string& np) { milliseconds(nv, np, traffic.log_interval); }},
       {"max_header_bytes", [&](const Json& nv, const std::string& np) {
          auto n = integer(nv, np, 1024, 1024 * 1024);
          if (n) out.max_header_bytes = static_cast<std::size_t>(*n);
@@ -673,6 +681,48 @@ class Validator {
     } else {
       out.max_url_bytes = out.max_header_bytes;  // the default must not exceed a smaller head limit
     }
+  }
+
+  // "per_user": {"requests_per_second": 10, "burst": 20, "bytes_per_second": 1048576,
+  //              "burst_bytes": 1048576, "exempt_groups": ["admins"]}
+  void per_user_limits(const Json& v, const std::string& p, TrafficLimits& out) {
+    std::optional<std::string> burst_pointer, burst_bytes_pointer;
+    object(v, p, {
+      {"requests_per_second", [&](const Json& nv, const std::string& np) {
+         if (!nv.is_number() || nv.get<double>() < 0 || nv.get<double>() > 1e6) {
+           error(np, "expected a number of requests per second in 0..1000000 (0.5 = one every 2 s), got " + show(nv));
+           return;
+         }
+         out.requests_per_second = nv.get<double>();
+       }},
+      {"burst", [&](const Json& nv, const std::string& np) {
+         if (auto n = integer(nv, np, 1, 1'000'000)) {
+           out.request_burst = static_cast<double>(*n);
+           burst_pointer = np;
+         }
+       }},
+      {"bytes_per_second", [&](const Json& nv, const std::string& np) {
+         // Below 1 KiB/s a single TLS record would pause a transfer for many seconds.
+         if (nv.is_number_integer() && nv.get<std::int64_t>() == 0) {
+           out.bytes_per_second = 0;
+         } else if (auto n = integer(nv, np, 1024, std::int64_t{1} << 40)) {
+           out.bytes_per_second = static_cast<std::uint64_t>(*n);
+         }
+       }},
+      {"burst_bytes", [&](const Json& nv, const std::string& np) {
+         if (auto n = integer(nv, np, 1024, std::int64_t{1} << 40)) {
+           out.burst_bytes = static_cast<std::uint64_t>(*n);
+           burst_bytes_pointer = np;
+         }
+       }},
+      {"exempt_groups", [&](const Json& nv, const std::string& np) {
+         strings(nv, np, out.exempt_groups, [&](const Json& e, const std::string& ep) { return group_ref(e, ep); });
+       }},
+    });
+    if (burst_pointer && out.requests_per_second == 0) error(*burst_pointer, "burst needs requests_per_second");
+    if (burst_bytes_pointer && out.bytes_per_second == 0) error(*burst_bytes_pointer, "burst_bytes needs bytes_per_second");
+    if (out.request_burst == 0) out.request_burst = std::max(1.0, out.requests_per_second);
+    if (out.burst_bytes == 0) out.burst_bytes = out.bytes_per_second;
   }
 
   void origin_pool(const Json& v, const std::string& p, OriginPool& out) {

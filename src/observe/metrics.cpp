@@ -79,6 +79,15 @@ void WorkerMetrics::count(const AccessRecord& r, std::size_t listener) {
   if (r.connect_us >= 0 && !r.upstream.empty()) connect.observe(static_cast<double>(r.connect_us) / 1e6);  // opened
 }
 
+const char* limit_label(LimitKind k) noexcept {
+  switch (k) {
+    case LimitKind::connections: return "connections";
+    case LimitKind::connections_per_client: return "connections_per_client";
+    case LimitKind::request_rate: return "request_rate";
+  }
+  return "";
+}
+
 void WorkerMetrics::add(const WorkerMetrics& o) {
   for (const auto& [k, v] : o.requests) requests[k] += v;
   for (const auto& [k, v] : o.rule_hits) rule_hits[k] += v;
@@ -91,6 +100,8 @@ void WorkerMetrics::add(const WorkerMetrics& o) {
   connections_total += o.connections_total;
   connections_open += o.connections_open;
   connect.add(o.connect);
+  for (std::size_t i = 0; i < kLimitKinds; ++i) limit_refusals[i] += o.limit_refusals[i];
+  for (std::size_t i = 0; i < shaping_seconds.size(); ++i) shaping_seconds[i] += o.shaping_seconds[i];
 }
 
 void metric_header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
@@ -145,6 +156,15 @@ void render_prometheus(std::string& out, const WorkerMetrics& m, const std::vect
   metric_sample(out, "portier_connections_total", {}, static_cast<double>(m.connections_total));
   metric_header(out, "portier_connections_open", "gauge", "Client connections open now.");
   metric_sample(out, "portier_connections_open", {}, static_cast<double>(m.connections_open));
+  metric_header(out, "portier_limit_refusals_total", "counter",
+                "Connections closed and requests answered 429 because a configured limit was reached, by limit.");
+  for (std::size_t i = 0; i < kLimitKinds; ++i)
+    metric_sample(out, "portier_limit_refusals_total", {{"limit", limit_label(static_cast<LimitKind>(i))}},
+                  static_cast<double>(m.limit_refusals[i]));
+  metric_header(out, "portier_shaping_delay_seconds_total", "counter",
+                "Time transfers were paused to keep users within their bandwidth limit, by direction.");
+  metric_sample(out, "portier_shaping_delay_seconds_total", {{"direction", "up"}}, m.shaping_seconds[0]);
+  metric_sample(out, "portier_shaping_delay_seconds_total", {{"direction", "down"}}, m.shaping_seconds[1]);
 
   metric_header(out, "portier_upstream_connect_seconds", "histogram",
                 "Time to open a new upstream path (direct, through an exit's chain, or to a backend).");

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <memory>
+#include <optional>
 #include <system_error>
 
 namespace portier::relay {
@@ -246,23 +248,25 @@ class Tunnel {
 class StreamTunnel {
  public:
   StreamTunnel(net::Stream& client, net::Stream& upstream, TunnelResult& r, net::Deadline& deadline,
-               net::Clock::duration idle)
-      : client_(client), upstream_(upstream), result_(r), deadline_(deadline), idle_(idle) {}
+               net::Clock::duration idle, Shaper* shaper)
+      : client_(client), upstream_(upstream), result_(r), deadline_(deadline), idle_(idle), shaper_(shaper) {}
 
   net::awaitable<void> run() {
     using namespace asio::experimental::awaitable_operators;
-    co_await (copy(client_, upstream_, result_.bytes_up, "client", "upstream") &&
-              copy(upstream_, client_, result_.bytes_down, "upstream", "client"));
+    co_await (copy(client_, upstream_, result_.bytes_up, Shaper::up) &&
+              copy(upstream_, client_, result_.bytes_down, Shaper::down));
   }
 
  private:
   static constexpr std::size_t kRecord = 16 * 1024;
 
-  net::awaitable<void> copy(net::Stream& from, net::Stream& to, std::uint64_t& bytes, const char* from_name,
-                            const char* to_name) {
+  net::awaitable<void> copy(net::Stream& from, net::Stream& to, std::uint64_t& bytes, Shaper::Direction dir) {
+    const char* from_name = dir == Shaper::up ? "client" : "upstream";
+    const char* to_name = dir == Shaper::up ? "upstream" : "client";
+    const std::size_t chunk = shaper_ != nullptr ? std::min(kRecord, shaper_->chunk()) : kRecord;
     std::unique_ptr<char[]> buf(new char[kRecord]);
     while (!stopped_) {
-      auto [ec, n] = co_await from.async_read_some(asio::buffer(buf.get(), kRecord), net::nothrow);
+      auto [ec, n] = co_await from.async_read_some(asio::buffer(buf.get(), chunk), net::nothrow);
       if (stopped_) break;
       if (ec) {
         if (net::is_eof(ec)) {
@@ -282,7 +286,18 @@ class StreamTunnel {
       }
       bytes += written;
       deadline_.touch(idle_);
+      if (shaper_ != nullptr) co_await pause(dir, written);
     }
+  }
+
+  // The shaper's pause after moving n bytes. A pause is not idleness: the deadline moves past it.
+  net::awaitable<void> pause(Shaper::Direction dir, std::size_t n) {
+    const auto wait = shaper_->moved(dir, n, net::Clock::now());
+    if (wait <= net::Clock::duration::zero()) co_return;
+    result_.shaped[dir] += wait;
+    auto& timer = pauses_[dir].emplace(client_.get_executor(), wait);
+    co_await timer.async_wait(net::nothrow);
+    deadline_.touch(idle_);
   }
 
   // A plain receiver gets a half-close and the other direction runs on. TLS has no half-close we
@@ -310,6 +325,8 @@ class StreamTunnel {
     std::error_code ignored;
     client_.socket().cancel(ignored);
     upstream_.socket().cancel(ignored);
+    for (auto& p : pauses_)
+      if (p) p->cancel();
   }
 
   void set_end(const std::string& why) {
@@ -321,20 +338,22 @@ class StreamTunnel {
   TunnelResult& result_;
   net::Deadline& deadline_;
   net::Clock::duration idle_;
+  Shaper* shaper_;
+  std::optional<asio::steady_timer> pauses_[2];  // by direction, while shaping
   bool stopped_ = false;
 };
 
 }  // namespace
 
 net::awaitable<TunnelResult> tunnel(net::Stream& client, net::Stream& upstream, net::Deadline& deadline,
-                                    net::Clock::duration idle) {
+                                    net::Clock::duration idle, Shaper* shaper) {
   TunnelResult r;
   deadline.arm(net::Phase::tunnel_idle, idle);
-  if (client.plain() && upstream.plain()) {
+  if (client.plain() && upstream.plain() && shaper == nullptr) {
     Tunnel t(client.socket(), upstream.socket(), r, deadline, idle);
     co_await t.run();
   } else {
-    StreamTunnel t(client, upstream, r, deadline, idle);
+    StreamTunnel t(client, upstream, r, deadline, idle, shaper);
     co_await t.run();
   }
   deadline.disarm();

@@ -209,6 +209,7 @@ int run(const std::string& config_path) {
   asio::thread_pool verifier(2);
   session::SharedThrottle throttle(throttle_options(cfg));
   session::SharedCredentials shared_credentials;
+  session::LimitTable limits;
   session::HealthRegistry health;
   auto egress = std::make_shared<const session::EgressTable>(snapshot, health);
   auto backends = std::make_shared<const session::BackendTable>(snapshot, health);
@@ -225,6 +226,7 @@ int run(const std::string& config_path) {
     w->ctx.verifier = &verifier;
     w->ctx.throttle = &throttle;
     w->ctx.shared_credentials = &shared_credentials;
+    w->ctx.limits = &limits;
     w->ctx.request_seed = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
     w->ctx.pool.set_limits(upstream::PoolLimits{cfg.origin_pool.max_idle_per_host, cfg.origin_pool.max_idle_total,
                                                 cfg.origin_pool.idle});

@@ -32,6 +32,7 @@ net::awaitable<bool> Session::handle_connect() {
   const policy::Route& route = std::get<policy::Tunnel>(decision).route;
   rec_.rule = std::get<policy::Tunnel>(decision).rule;
   rec_.session = route.session;
+  if (auto wait = apply_user_limits()) co_return co_await answer_rate_limited(*wait, false);
 
   auto exit = pick_exit(route, {});
   if (!exit) {
@@ -103,10 +104,12 @@ net::awaitable<bool> Session::handle_connect() {
 net::awaitable<void> Session::relay_both_ways() {
   ++ctx_.metrics.tunnels_total;
   ++ctx_.metrics.tunnels_active;
-  auto result = co_await relay::tunnel(client_, up_->stream, deadline_, timeouts().tunnel_idle);
+  auto result = co_await relay::tunnel(client_, up_->stream, deadline_, timeouts().tunnel_idle, shaper_.get());
   --ctx_.metrics.tunnels_active;
   rec_.bytes_up += result.bytes_up;
   rec_.bytes_down += result.bytes_down;
+  for (int d : {Shaper::up, Shaper::down})
+    ctx_.metrics.shaping_seconds[d] += std::chrono::duration<double>(result.shaped[d]).count();
   if (result.end != "client_eof" && result.end != "upstream_eof") rec_.error = result.end;
 }
 

@@ -61,6 +61,7 @@ net::awaitable<bool> Session::handle_forward() {
   const policy::Route& route = std::get<policy::Forward>(decision).route;
   rec_.rule = std::get<policy::Forward>(decision).rule;
   rec_.session = route.session;
+  if (auto wait = apply_user_limits()) co_return co_await answer_rate_limited(*wait, has_body);
 
   // What goes to the origin: origin-form, or absolute-form when the exit ends at an http parent.
   const http::ForwardOptions fopt = forward_options();
@@ -232,6 +233,7 @@ net::awaitable<Result<void>> Session::send_request_body() {
         auto w = co_await write_upstream(raw);
         if (!w) co_return w;
         rec_.bytes_up += raw.size();
+        co_await shape(Shaper::up, raw.size());
       }
       cbuf_.consume(r->consumed);
       if (r->stop == http::Stop::message_complete) {
@@ -242,7 +244,7 @@ net::awaitable<Result<void>> Session::send_request_body() {
       if (!cbuf_.empty()) continue;
     }
     auto [p, cap] = cbuf_.writable();
-    auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, cap), net::nothrow);
+    auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, shaped_cap(cap)), net::nothrow);
     if (ec) {
       if (ec == asio::error::operation_aborted && deadline_.expired() != net::Phase::none)
         co_return Error{errc::request_timeout, Side::downstream, "the request body stalled"};
@@ -272,7 +274,7 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
     if (need_read) {
       auto [p, cap] = ubuf_.writable();
       deadline_.arm(net::Phase::upstream_response, response_timeout_);
-      auto [ec, n] = co_await up_->stream.async_read_some(asio::buffer(p, cap), net::nothrow);
+      auto [ec, n] = co_await up_->stream.async_read_some(asio::buffer(p, shaped_cap(cap)), net::nothrow);
       if (ec) {
         if (net::is_eof(ec)) {
           auto fin = rp.finish();
@@ -367,6 +369,7 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
       response_head_sent_ = true;
       out_.clear();
       rec_.bytes_down += body.size();
+      co_await shape(Shaper::down, body.size());
     }
     ubuf_.consume(consumed);
     if (r->stop == http::Stop::message_complete) {

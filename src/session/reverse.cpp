@@ -147,6 +147,7 @@ net::awaitable<bool> Session::handle_reverse() {
     co_return keep;
   }
   rec_.rule = std::get<policy::Forward>(decision).rule;
+  if (auto wait = apply_user_limits()) co_return co_await answer_rate_limited(*wait, has_body);
 
   // The request for the backend: hop-by-hop fields out (a WebSocket upgrade back in), forwarding
   // headers, the route's path and Host.

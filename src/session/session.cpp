@@ -2,6 +2,7 @@
 // and one access record for every request, whatever its outcome.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 #include <iostream>
@@ -52,6 +53,24 @@ void WorkerContext::abort_all() {
 
 net::awaitable<void> run_session(net::tcp::socket client, net::tcp::endpoint peer, std::string listener,
                                 WorkerContext& ctx) {
+  LimitTable::Slot slot;
+  if (ctx.limits != nullptr) {
+    const config::TrafficLimits& limits = ctx.snapshot->config.traffic;
+    const IpAddress ip = net::to_ip(peer.address());
+    if (auto refused = ctx.limits->admit(ip, limits, slot)) {
+      // Closed at once, as Squid does: answering would mean reading (and for TLS, a handshake).
+      ++ctx.metrics.limit_refusals[static_cast<std::size_t>(*refused)];
+      const bool total = *refused == LimitKind::connections;
+      ctx.limits->report(*refused, ip.to_string(),
+                         total ? "max_connections (" + std::to_string(limits.max_connections) + ") open connections"
+                               : "max_connections_per_client (" + std::to_string(limits.max_connections_per_client) +
+                                     ") from one address",
+                         limits.log_interval);
+      std::error_code ignored;
+      client.close(ignored);
+      co_return;
+    }
+  }
   Session s(std::move(client), peer, std::move(listener), ctx);
   s.deadline().start([&s] { s.on_deadline(); });
   co_await s.run_then_stop_watchdog();
@@ -368,19 +387,66 @@ policy::RequestFacts Session::base_facts() const {
   return f;
 }
 
+// After a refusal: the connection stays usable only if nothing of this request is left unread.
+bool Session::refusal_keeps_connection(bool body_unread) {
+  const auto& head = req_.request();
+  if (body_unread || !head.keep_alive || stopping_) return false;
+  if (head.method == "CONNECT") {
+    if (!cbuf_.empty()) return false;  // bytes after the CONNECT head were meant for a tunnel
+    req_ = http::Parser(http::Parser::Kind::request, snap_->config.limits);
+    return true;
+  }
+  return finish_request_without_body();
+}
+
+std::optional<net::Clock::duration> Session::apply_user_limits() {
+  shaper_.reset();
+  const config::TrafficLimits& limits = snap_->config.traffic;
+  if (!limits.per_user() || ctx_.limits == nullptr) return std::nullopt;
+  if (identity_.groups != nullptr && !limits.exempt_groups.empty()) {
+    for (const auto& g : *identity_.groups)
+      if (std::find(limits.exempt_groups.begin(), limits.exempt_groups.end(), g) != limits.exempt_groups.end())
+        return std::nullopt;
+  }
+  // "u:" and "a:" keep a user called "192.0.2.1" apart from that address.
+  std::string key = identity_.user.empty() ? "a:" + client_ip_string_ : "u:" + identity_.user;
+  const auto now = net::Clock::now();
+  if (auto wait = ctx_.limits->take_request(key, limits, now)) {
+    ++ctx_.metrics.limit_refusals[static_cast<std::size_t>(LimitKind::request_rate)];
+    ctx_.limits->report(LimitKind::request_rate, identity_.user.empty() ? client_ip_string_ : "user " + identity_.user,
+                        "per_user.requests_per_second", limits.log_interval);
+    return wait;
+  }
+  shaper_ = ctx_.limits->shaper(key, limits, now);
+  return std::nullopt;
+}
+
+net::awaitable<bool> Session::answer_rate_limited(net::Clock::duration wait, bool body_unread) {
+  const auto secs = std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::seconds>(wait).count());
+  rec_.decision = "deny";
+  rec_.rule = "rate_limit";
+  rec_.error = "request rate limit reached";
+  http::Headers h;
+  h.add("Retry-After", std::to_string(secs));
+  const bool keep = refusal_keeps_connection(body_unread);
+  co_await answer(429, "too many requests; try again in " + std::to_string(secs) + " s", keep, h);
+  finish_record();
+  co_return keep;
+}
+
+net::awaitable<void> Session::shape(Shaper::Direction d, std::size_t n) {
+  if (!shaper_ || n == 0) co_return;
+  const auto pause = shaper_->moved(d, n, net::Clock::now());
+  if (pause <= net::Clock::duration::zero()) co_return;
+  ctx_.metrics.shaping_seconds[d] += std::chrono::duration<double>(pause).count();
+  asio::steady_timer t(client_.get_executor(), pause);
+  co_await t.async_wait(net::nothrow);
+}
+
 net::awaitable<bool> Session::answer_refusal(const policy::Decision& d, bool body_unread) {
   const auto& head = req_.request();
   const bool connect = head.method == "CONNECT";
-  // The connection stays usable only if nothing of this request is left unread.
-  auto reusable = [&] {
-    if (body_unread || !head.keep_alive || stopping_) return false;
-    if (connect) {
-      if (!cbuf_.empty()) return false;  // bytes after the CONNECT head were meant for a tunnel
-      req_ = http::Parser(http::Parser::Kind::request, snap_->config.limits);
-      return true;
-    }
-    return finish_request_without_body();
-  };
+  auto reusable = [&] { return refusal_keeps_connection(body_unread); };
 
   if (identity_.throttled) {
     rec_.decision = "deny";

@@ -1,5 +1,6 @@
 #pragma once
 // Session internals, shared by session.cpp (the loop, heads, answers), forward.cpp and connect.cpp.
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <span>
@@ -90,6 +91,17 @@ class Session {
   policy::MinuteOfWeek minute_of_week() const;
   // Answers a decision that is not a go-ahead; returns whether the connection stays usable.
   net::awaitable<bool> answer_refusal(const policy::Decision& d, bool body_unread);
+  bool refusal_keeps_connection(bool body_unread);
+
+  // Per-user limits (config "limits.per_user") for a request policy let through: takes a token of
+  // the user's request rate and picks up the user's bandwidth shaper. Returns how long to wait when
+  // the rate is exceeded; answer_rate_limited then answers 429 and finishes the record.
+  std::optional<net::Clock::duration> apply_user_limits();
+  net::awaitable<bool> answer_rate_limited(net::Clock::duration wait, bool body_unread);
+  // After moving n bytes of a body one way: pauses as long as the user's bandwidth asks.
+  net::awaitable<void> shape(Shaper::Direction d, std::size_t n);
+  // How much to read at a time while shaping (a short pause's worth), else `cap`.
+  std::size_t shaped_cap(std::size_t cap) const noexcept { return shaper_ ? std::min(cap, shaper_->chunk()) : cap; }
 
   // Answers and writes (session.cpp).
   net::awaitable<std::pair<std::error_code, std::size_t>> read_client();
@@ -160,7 +172,8 @@ class Session {
     std::uint64_t epoch = 0;
     net::Clock::time_point expiry;
   };
-  std::unique_ptr<ProvenCredentials> proven_;  // allocated only on connections that authenticate
+  std::unique_ptr<ProvenCredentials> proven_;
+  std::shared_ptr<Shaper> shaper_;  // the user's bandwidth limit, when there is one  // allocated only on connections that authenticate
   net::Clock::time_point started_;
   bool idle_ = false;       // waiting for the next request with nothing buffered
   bool stopping_ = false;   // drain or abort asked us to finish

@@ -133,6 +133,21 @@ struct Timeouts {
   std::chrono::milliseconds shutdown_grace{10000};  // SIGTERM: time for requests and tunnels to finish
 };
 
+// "limits" beyond the request head: client connections, and each user's request rate and bandwidth.
+// A user is the verified proxy user; a request without one is counted by its client address.
+// 0 means no limit everywhere.
+struct TrafficLimits {
+  std::size_t max_connections = 0;             // open client connections, whole process
+  std::size_t max_connections_per_client = 0;  // open client connections from one address
+  double requests_per_second = 0;              // "per_user": token bucket; over it: 429 + Retry-After
+  double request_burst = 0;                    // default: max(1, requests_per_second)
+  std::uint64_t bytes_per_second = 0;          // "per_user": each direction, tunnels and bodies, shaped
+  std::uint64_t burst_bytes = 0;               // default: bytes_per_second (one second's worth)
+  std::vector<std::string> exempt_groups;      // members are never rate-limited or shaped
+  std::chrono::milliseconds log_interval{60000};  // one "limit reached" line per limit and interval
+  bool per_user() const noexcept { return requests_per_second > 0 || bytes_per_second > 0; }
+};
+
 struct OriginPool {
   std::size_t max_idle_per_host = 128;
   std::size_t max_idle_total = 2048;  // per worker thread
@@ -274,6 +289,7 @@ struct Config {
   Timeouts timeouts;
   Egress egress;
   http::Limits limits;
+  TrafficLimits traffic;  // also under "limits"
   OriginPool origin_pool;
   Reverse reverse;
   Admin admin;

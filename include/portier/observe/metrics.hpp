@@ -32,6 +32,11 @@ struct StringHash {
 };
 using CounterByName = std::unordered_map<std::string, std::uint64_t, StringHash, std::equal_to<>>;
 
+// Which limit refused a connection or request (config "limits"): a label of portier_limit_refusals_total.
+enum class LimitKind { connections, connections_per_client, request_rate };
+inline constexpr std::size_t kLimitKinds = 3;
+const char* limit_label(LimitKind k) noexcept;
+
 struct WorkerMetrics {
   // Requests by (listener, decision, status), packed into one key: no allocation per request.
   std::unordered_map<std::uint64_t, std::uint64_t> requests;
@@ -45,6 +50,8 @@ struct WorkerMetrics {
   std::uint64_t connections_total = 0;
   std::int64_t connections_open = 0;
   Histogram connect;
+  std::array<std::uint64_t, kLimitKinds> limit_refusals{};  // by LimitKind
+  std::array<double, 2> shaping_seconds{};        // pauses for bandwidth limits: up, down
 
   // One finished request or tunnel, from its access record. `listener` is its index in the config.
   void count(const AccessRecord& r, std::size_t listener);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "portier/core/rate.hpp"
 #include "portier/net/asio.hpp"
 #include "portier/net/deadline.hpp"
 #include "portier/net/stream.hpp"
@@ -14,6 +15,7 @@ namespace portier::relay {
 struct TunnelResult {
   std::uint64_t bytes_up = 0;    // client -> upstream
   std::uint64_t bytes_down = 0;  // upstream -> client
+  net::Clock::duration shaped[2]{};  // paused for the bandwidth limit, by Shaper::Direction
   std::string end;               // how it ended: "client_eof", "upstream_eof", "idle_timeout", "client_error: ...", ...
 };
 
@@ -26,7 +28,11 @@ struct TunnelResult {
 // Both of the above need plain streams on both sides; with TLS on either side, each direction
 // reads and writes through the streams with a 16 KiB buffer, and an EOF towards a TLS side ends
 // the tunnel with close_notify (see tunnel.cpp).
+//
+// With a `shaper` (a user's bandwidth limit) each direction moves a chunk at a time and pauses as
+// long as the shaper asks; that path is the stream relay's, also for plain sockets (a capped
+// tunnel gains nothing from splice).
 net::awaitable<TunnelResult> tunnel(net::Stream& client, net::Stream& upstream, net::Deadline& deadline,
-                                    net::Clock::duration idle);
+                                    net::Clock::duration idle, Shaper* shaper = nullptr);
 
 }  // namespace portier::relay

@@ -13,6 +13,7 @@
 #include "portier/policy/users.hpp"
 #include "portier/session/backends.hpp"
 #include "portier/session/egress.hpp"
+#include "portier/session/limits.hpp"
 #include "portier/upstream/pool.hpp"
 
 namespace portier::session {
@@ -105,6 +106,7 @@ struct WorkerContext {
   policy::CredentialCache credentials;  // per worker: looked up on every request, so never locked
   SharedCredentials* shared_credentials = nullptr;
   class SharedThrottle* throttle = nullptr;
+  LimitTable* limits = nullptr;  // shared by all workers
   const observe::AccessLog* access_log = nullptr;
   upstream::OriginPool pool;
   observe::WorkerMetrics metrics;  // this thread's counters; a scrape copies them on this thread

@@ -1567,3 +1567,41 @@ TEST_CASE("tls: certificate and CA files are loaded at compile time, errors name
   check_error(R"({"listeners": [{"listen": ["127.0.0.1:1"], "tls": {"cert_file": "a.crt"}}]})", "/listeners/0/tls",
               R"(missing required key "key_file")");
 }
+
+TEST_CASE("limits: connections, per-user rate and bandwidth") {
+  Config d = valid(std::string(kMinimal));
+  CHECK(d.traffic.max_connections == 0);
+  CHECK_FALSE(d.traffic.per_user());
+  CHECK(d.traffic.log_interval == 60000ms);
+
+  Config c = valid(with(R"("auth": {"users_file": "u", "groups": {"admins": []}},
+    "limits": {"max_connections": 1000, "max_connections_per_client": 20, "log_interval_ms": 5000,
+               "per_user": {"requests_per_second": 0.5, "bytes_per_second": 65536, "exempt_groups": ["admins"]}})"));
+  CHECK(c.traffic.max_connections == 1000);
+  CHECK(c.traffic.max_connections_per_client == 20);
+  CHECK(c.traffic.requests_per_second == 0.5);
+  CHECK(c.traffic.request_burst == 1);  // at least one request
+  CHECK(c.traffic.bytes_per_second == 65536);
+  CHECK(c.traffic.burst_bytes == 65536);  // one second's worth
+  CHECK(c.traffic.exempt_groups == std::vector<std::string>{"admins"});
+  CHECK(c.traffic.log_interval == 5000ms);
+  CHECK(c.traffic.per_user());
+
+  Config b = valid(with(R"("limits": {"per_user": {"requests_per_second": 5, "burst": 50, "bytes_per_second": 2048, "burst_bytes": 8192}})"));
+  CHECK(b.traffic.request_burst == 50);
+  CHECK(b.traffic.burst_bytes == 8192);
+  CHECK(valid(with(R"("limits": {"per_user": {"requests_per_second": 20}})")).traffic.request_burst == 20);
+
+  check_error(with(R"("limits": {"max_connections": -1})"), "/limits/max_connections",
+              "expected an integer in 0..10000000, got -1");
+  check_error(with(R"("limits": {"per_user": {"requests_per_second": "10"}})"), "/limits/per_user/requests_per_second",
+              R"(expected a number of requests per second in 0..1000000 (0.5 = one every 2 s), got "10")");
+  check_error(with(R"("limits": {"per_user": {"bytes_per_second": 100}})"), "/limits/per_user/bytes_per_second",
+              "expected an integer in 1024..1099511627776, got 100");
+  check_error(with(R"("limits": {"per_user": {"burst": 5}})"), "/limits/per_user/burst", "burst needs requests_per_second");
+  check_error(with(R"("limits": {"per_user": {"burst_bytes": 4096}})"), "/limits/per_user/burst_bytes",
+              "burst_bytes needs bytes_per_second");
+  check_error(with(R"("limits": {"per_user": {"exempt_groups": ["staff"]}})"), "/limits/per_user/exempt_groups/0",
+              R"(unknown group "staff"; declare it in /auth/groups)");
+  check_error(with(R"("limits": {"per_usr": {}})"), "/limits/per_usr", R"(unknown key "per_usr", did you mean "per_user"?)");
+}
