@@ -170,6 +170,14 @@ class Validator {
          listeners(v, p, cfg.listeners);
        }},
       {"access_log", [&](const Json& v, const std::string& p) { access_log(v, p, cfg.access_log); }},
+      {"error_log", [&](const Json& v, const std::string& p) {
+         object(v, p, {
+           {"level", [&](const Json& lv, const std::string& lp) {
+              static constexpr const char* kLevels[] = {"debug", "info", "warning", "error"};
+              if (auto i = one_of(lv, lp, {"debug", "info", "warning", "error"})) cfg.error_log.level = kLevels[*i];
+            }},
+         });
+       }},
       {"forward", [&](const Json& v, const std::string& p) { forward(v, p, cfg.forward); }},
       {"ssrf", [&](const Json& v, const std::string& p) { ssrf(v, p, cfg.ssrf_allow); }},
       {"timeouts", [&](const Json& v, const std::string& p) { timeouts(v, p, cfg.timeouts); }},

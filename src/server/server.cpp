@@ -13,6 +13,7 @@
 #include "portier/net/asio.hpp"
 #include "portier/net/resolve.hpp"
 #include "portier/observe/access_log.hpp"
+#include "portier/observe/log.hpp"
 #include "portier/policy/users.hpp"
 #include "portier/session/probe.hpp"
 #include "portier/session/worker.hpp"
@@ -57,7 +58,7 @@ net::awaitable<void> accept_loop(tcp::acceptor& acc, const std::string& listener
     if (ec) {
       if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
       // Out of descriptors or memory: back off briefly instead of spinning on the error.
-      std::cerr << "portier: warning: accept on " << listener << ": " << ec.message() << "\n";
+      observe::log(observe::Level::warning, "accept on " + listener + ": " + ec.message());
       asio::steady_timer t(ex, std::chrono::milliseconds(100));
       co_await t.async_wait(net::nothrow);
       continue;
@@ -187,11 +188,12 @@ int run(const std::string& config_path) {
   }
   std::shared_ptr<const config::Snapshot> snapshot = compiled.snapshot;
   const auto& cfg = snapshot->config;
+  observe::set_log_level(observe::parse_level(cfg.error_log.level).value_or(observe::Level::info));
 
   std::string log_error;
   auto access_log = observe::AccessLog::open(cfg.access_log.path, &log_error);
   if (!log_error.empty()) {
-    std::cerr << "portier: " << log_error << "\n";
+    observe::log(observe::Level::error, log_error);
     return 1;
   }
 
@@ -243,11 +245,11 @@ int run(const std::string& config_path) {
           if (ep.port() == 0) ep = acc.local_endpoint();
           w->acceptors.emplace_back(std::move(acc), l.name);
         }
-        std::cerr << "portier: listener " << l.name << " listening on " << net::endpoint_string(ep) << "\n";
+        observe::announce("listener " + l.name + " listening on " + net::endpoint_string(ep));
       }
     }
   } catch (const std::system_error& e) {
-    std::cerr << "portier: cannot listen: " << e.what() << "\n";
+    observe::log(observe::Level::error, std::string("cannot listen: ") + e.what());
     return 1;
   }
 
@@ -270,9 +272,9 @@ int run(const std::string& config_path) {
       if (ep.protocol() == tcp::v6()) admin_acceptor->set_option(asio::ip::v6_only(true));
       admin_acceptor->bind(ep);
       admin_acceptor->listen();
-      std::cerr << "portier: admin listening on " << net::endpoint_string(admin_acceptor->local_endpoint()) << "\n";
+      observe::announce("admin listening on " + net::endpoint_string(admin_acceptor->local_endpoint()));
     } catch (const std::system_error& e) {
-      std::cerr << "portier: cannot listen (admin): " << e.what() << "\n";
+      observe::log(observe::Level::error, std::string("cannot listen (admin): ") + e.what());
       return 1;
     }
     asio::co_spawn(workers.front()->io, admin_accept_loop(*admin_acceptor, admin, workers.front()->ctx), asio::detached);
@@ -293,22 +295,23 @@ int run(const std::string& config_path) {
     });
   }
   admin.ready = true;
-  std::cerr << "portier: " << n << " worker thread(s)\nportier: ready" << std::endl;
+  observe::log(observe::Level::info, std::to_string(n) + " worker thread(s)");
+  observe::announce("ready");
 
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGTERM || sig == SIGINT) {
-      std::cerr << "portier: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": draining (grace "
-                << cfg.timeouts.shutdown_grace.count() << " ms)\n";
+      observe::log(observe::Level::info, std::string(sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining (grace " +
+                                             std::to_string(cfg.timeouts.shutdown_grace.count()) + " ms)");
       break;
     }
     if (sig == SIGUSR1) {
       std::string why;
       if (access_log.reopen(&why)) {
-        std::cerr << "portier: SIGUSR1: access log reopened" << std::endl;
+        observe::log(observe::Level::info, "SIGUSR1: access log reopened");
       } else {
-        std::cerr << "portier: error: SIGUSR1: " << why << "; still writing to the old file" << std::endl;
+        observe::log(observe::Level::error, "SIGUSR1: " + why + "; still writing to the old file");
       }
       continue;
     }
@@ -317,7 +320,8 @@ int run(const std::string& config_path) {
       // started with, so requests and tunnels in flight finish under the old rules.
       auto next = config::load_and_compile(config_path);
       if (!next.errors.empty()) {
-        print_errors(next.errors, "portier: reload failed, keeping the running config: ");
+        for (const auto& e : next.errors)
+          observe::log(observe::Level::error, "reload failed, keeping the running config: " + config::format_error(e));
         {
           std::lock_guard lock(admin.mutex);
           admin.last_reload_errors.clear();
@@ -327,9 +331,10 @@ int run(const std::string& config_path) {
         continue;
       }
       if (auto why = restart_only_changes(snapshot->config, next.snapshot->config); !why.empty()) {
-        std::cerr << "portier: reload: changes to" << why << " need a restart; applying the rest\n";
+        observe::log(observe::Level::warning, "reload: changes to" + why + " need a restart; applying the rest");
       }
       snapshot = next.snapshot;
+      observe::set_log_level(observe::parse_level(snapshot->config.error_log.level).value_or(observe::Level::info));
       // Exits that keep their name, hops and source address keep their health.
       egress = std::make_shared<const session::EgressTable>(snapshot, health);
       backends = std::make_shared<const session::BackendTable>(snapshot, health);
@@ -353,8 +358,8 @@ int run(const std::string& config_path) {
       asio::post(prober_worker->io, [&prober, egress, backends] { prober.update(egress, backends); });
       admin.last_reload_time = unix_now();
       admin.reloads_ok.fetch_add(1);
-      std::cerr << "portier: reloaded " << config_path << ": " << snapshot->policy.rules.size() << " rule(s), "
-                << snapshot->config.lists.size() << " list(s)" << std::endl;
+      observe::log(observe::Level::info, "reloaded " + config_path + ": " + std::to_string(snapshot->policy.rules.size()) +
+                                             " rule(s), " + std::to_string(snapshot->config.lists.size()) + " list(s)");
     }
   }
 
@@ -369,7 +374,7 @@ int run(const std::string& config_path) {
   }
   for (auto& w : workers) w->thread.join();
   verifier.join();
-  std::cerr << "portier: stopped\n";
+  observe::announce("stopped");
   return 0;
 }
 

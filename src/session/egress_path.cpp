@@ -1,7 +1,7 @@
 // Leaving through an exit: pick one for the route, open a path through it, and on the exit's own
 // failure (not the target's) mark it and try one other exit before the client sees an error.
-#include <iostream>
 
+#include "portier/observe/log.hpp"
 #include "session_impl.hpp"
 
 namespace portier::session {
@@ -43,9 +43,10 @@ net::awaitable<Result<upstream::OpenedPath>> Session::open_upstream(const policy
     // The target's fault (a dead origin, a parent refusing the target): another exit would not help.
     if (!exit_fault) co_return path;
     if (exit.health->failed(net::Clock::now(), egress.fail_after, egress.down_for)) {
-      std::cerr << "portier: exit " << exit.config->name << " (" << exit.chain << ") of region "
-                << choice.region->config->name << " marked down for " << egress.down_for.count()
-                << " ms: " << path.error().describe() << std::endl;
+      observe::log(observe::Level::warning, rec_.request_id,
+                   "exit " + exit.config->name + " (" + exit.chain + ") of region " + choice.region->config->name +
+                       " marked down for " + std::to_string(egress.down_for.count()) +
+                       " ms: " + path.error().describe());
     }
     tried[attempts++] = &exit;
     if (attempts == tried.size()) co_return path;

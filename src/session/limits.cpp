@@ -1,9 +1,9 @@
 #include "portier/session/limits.hpp"
 
 #include <functional>
-#include <iostream>
 
 #include "portier/core/hash.hpp"
+#include "portier/observe/log.hpp"
 
 namespace portier::session {
 
@@ -92,14 +92,14 @@ void LimitTable::report(LimitKind kind, std::string_view who, std::string_view w
   if (now < next) return;
   if (!r.next.compare_exchange_strong(next, now + interval.count())) return;  // another thread reports
   const std::uint64_t n = r.refused.exchange(0);
-  std::string line = "portier: warning: limit reached: ";
+  std::string line = "limit reached: ";
   line += what;
   line += " (";
   line += who;
   line += "); ";
   line += std::to_string(n);
-  line += " refused since the last report of this limit\n";
-  std::cerr << line << std::flush;
+  line += " refused since the last report of this limit";
+  observe::log(observe::Level::warning, line);
 }
 
 }  // namespace portier::session

@@ -1,13 +1,13 @@
 #include "portier/session/probe.hpp"
 
 #include <algorithm>
-#include <iostream>
 
 #include <array>
 #include <functional>
 #include <span>
 
 #include "portier/http/codec.hpp"
+#include "portier/observe/log.hpp"
 #include "portier/session/backends.hpp"
 #include "portier/session/egress.hpp"
 #include "portier/upstream/chain.hpp"
@@ -130,7 +130,6 @@ struct Prober::Loop {
 
 namespace {
 
-void log_line(const std::string& line) { std::cerr << line << std::flush; }
 
 void apply(Prober::Loop& loop, const Result<void>& result) {
   Health& health = *loop.health;
@@ -139,11 +138,11 @@ void apply(Prober::Loop& loop, const Result<void>& result) {
       return;
     case ProbeTransition::went_down:
       health.probe_down.store(true, std::memory_order_relaxed);
-      log_line("portier: " + loop.name + " down: " + result.error().describe() + "\n");
+      observe::log(observe::Level::warning, loop.name + " down: " + result.error().describe());
       return;
     case ProbeTransition::came_up:
       health.probe_down.store(false, std::memory_order_relaxed);
-      log_line("portier: " + loop.name + " up\n");
+      observe::log(observe::Level::info, loop.name + " up");
       return;
   }
 }
@@ -190,7 +189,7 @@ void forget_checks(Health& h, const std::string& name) {
   const bool was_down = h.probe.down;
   h.probe = ProbeCounts{};
   h.probe_down.store(false, std::memory_order_relaxed);
-  if (was_down) log_line("portier: " + name + " up (no longer checked)\n");
+  if (was_down) observe::log(observe::Level::info, name + " up (no longer checked)");
 }
 
 }  // namespace

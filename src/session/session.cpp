@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
-#include <iostream>
 
+#include "portier/observe/log.hpp"
 #include "portier/policy/block_page.hpp"
 
 #include "session_impl.hpp"
@@ -132,7 +132,8 @@ net::awaitable<void> Session::run_then_stop_watchdog() {
     co_await run();
   } catch (const std::exception& e) {
     // A bug, not traffic: log it and end only this connection.
-    std::cerr << "portier: error: connection " << conn_id_ << ": " << e.what() << "\n";
+    observe::log(observe::Level::error, rec_.request_id,
+                 "connection " + std::to_string(conn_id_) + ": " + e.what());
   }
   co_await close_client();
   deadline_.stop();
@@ -607,6 +608,31 @@ void Session::finish_record() {
       std::chrono::duration_cast<std::chrono::milliseconds>(net::Clock::now() - started_).count();
   ctx_.metrics.count(rec_, listener_index_);
   if (ctx_.access_log) ctx_.access_log->write(rec_);
+  log_failure();
+}
+
+// A failed request also gets an error-log line with its request id. A dead origin is routine for a
+// forward proxy (info); a failing backend of a reverse listener is the admin's own server (warning);
+// malformed requests are the client's business (debug).
+void Session::log_failure() const {
+  if (rec_.error.empty() || rec_.decision == "deny" || rec_.decision == "challenge") return;
+  observe::Level level = observe::Level::debug;
+  if (rec_.status >= 500 || rec_.status == 0) {
+    const config::Listener* l = listener_config();
+    level = l != nullptr && l->mode == config::ListenerMode::reverse ? observe::Level::warning : observe::Level::info;
+  }
+  if (!observe::log_enabled(level)) return;
+  std::string line;
+  line.reserve(160 + rec_.error.size());
+  line.append(rec_.status != 0 ? std::to_string(rec_.status) : std::string("closed")).append(" ");
+  line.append(rec_.method.empty() ? std::string_view("-") : std::string_view(rec_.method)).append(" ");
+  line.append(rec_.target.empty() ? std::string_view("-") : std::string_view(rec_.target));
+  if (!rec_.path.empty() && rec_.method != "CONNECT") line.append(rec_.path);
+  line.append(" from ").append(client_addr_).append(" on ").append(listener_);
+  if (!rec_.backend.empty()) line.append(" via backend ").append(rec_.backend);
+  if (!rec_.exit.empty() && rec_.exit != "direct") line.append(" via exit ").append(rec_.exit);
+  line.append(": ").append(rec_.error);
+  observe::log(level, rec_.request_id, line);
 }
 
 http::ForwardOptions Session::forward_options() const {

@@ -116,6 +116,7 @@ class Session {
   void record_denial(const policy::Deny& d);
   void record_connect_time(net::Clock::time_point started);
   void finish_record();
+  void log_failure() const;
   http::ForwardOptions forward_options() const;
   net::DestinationGuard guard() const noexcept { return net::DestinationGuard{&snap_->ssrf_allow}; }
   const config::Timeouts& timeouts() const noexcept { return snap_->config.timeouts; }

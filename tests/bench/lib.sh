@@ -158,7 +158,7 @@ SQUID
 }
 
 # Starts $PORTIER_BIN --config CFG (stdout, stderr in $T/portier-KEY.stdout, .stderr), adds it to PIDS
-# and polls every 10 ms, at most SECONDS, for its "portier: ready" line. Sets LP_PID, LP_READY_MS (start
+# and polls every 10 ms, at most SECONDS, for its "portier: info: ready" line. Sets LP_PID, LP_READY_MS (start
 # to ready) and LP_PORT (its first listener on 127.0.0.1). Not ready: stops it and returns 1.
 launch_portier() {   # key cfg seconds
     local err="$T/portier-$1.stderr" i t0
@@ -168,13 +168,13 @@ launch_portier() {   # key cfg seconds
     LP_PID=$!
     PIDS+=("$LP_PID")
     for i in $(seq 1 $(($3 * 100))); do
-        grep -q 'portier: ready' "$err" 2>/dev/null && break
+        grep -q 'portier: info: ready' "$err" 2>/dev/null && break
         kill -0 "$LP_PID" 2>/dev/null || break
         sleep 0.01
     done
     LP_READY_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
     LP_PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$err" | head -1)
-    grep -q 'portier: ready' "$err" && [ -n "$LP_PORT" ] && return 0
+    grep -q 'portier: info: ready' "$err" && [ -n "$LP_PORT" ] && return 0
     kill -TERM "$LP_PID" 2>/dev/null
     return 1
 }

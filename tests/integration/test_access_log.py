@@ -249,7 +249,7 @@ class Reopen(ProxyTestCase):
         deadline = time.monotonic() + 5
         while "access log reopened" not in self.portier.stderr_text() and time.monotonic() < deadline:
             time.sleep(0.02)
-        self.assertIn("portier: SIGUSR1: access log reopened", self.portier.stderr_text())
+        self.assertIn("portier: info: SIGUSR1: access log reopened", self.portier.stderr_text())
         self.fetch("/echo/after")
         recs = self.portier.access_log_records(1)
         self.assertEqual([r["path"] for r in recs], ["/echo/after"], "the new file gets only later lines")
@@ -283,3 +283,40 @@ class Reopen(ProxyTestCase):
             time.sleep(0.05)
         with open(log + ".1") as f:
             self.assertIn("/echo/two", f.read(), "lines keep going to the old file")
+
+
+class ErrorLog(ProxyTestCase):
+    """stderr lines carry a level, and the access log's request id when they are about a request."""
+    LINE_RE = re.compile(r"^portier: (debug|info|warning|error): (?:\[req ([0-9a-f]{16})\] )?\S")
+
+    def failing_request(self):
+        from tests.support.origins import free_port
+        port = free_port()  # nothing listens there: 502
+        c, r = self.raw(get("http://127.0.0.1:%d/gone" % port, "127.0.0.1:%d" % port))
+        self.assertStatus(r, 502)
+        return self.wait_record(lambda x: x.get("status") == 502), port
+
+    def test_every_line_has_a_level_and_a_failed_request_its_id(self):
+        p = self.start_portier()
+        rec, port = self.failing_request()
+        deadline = time.monotonic() + 5
+        while rec["req"] not in p.stderr_text():
+            self.assertLess(time.monotonic(), deadline, "no error-log line with the request id" + p.diag())
+            time.sleep(0.02)
+        lines = p.stderr_text().splitlines()
+        for line in lines:
+            self.assertRegex(line, self.LINE_RE)
+        line = [l for l in lines if rec["req"] in l][0]
+        self.assertTrue(line.startswith("portier: info: [req %s] 502 GET 127.0.0.1:%d/gone from 127.0.0.1:" % (rec["req"], port)), line)
+        self.assertIn(" on test: ", line)
+        self.assertIn(rec["error"], line)
+
+    def test_level_leaves_out_lower_lines(self):
+        p = self.start_portier({"error_log": {"level": "warning"}})
+        rec, _ = self.failing_request()
+        time.sleep(0.3)
+        self.assertNotIn(rec["req"], p.stderr_text())
+        # Only the start-up lines that tools wait for are written below the level.
+        info = [l for l in p.stderr_text().splitlines() if l.startswith("portier: info:")]
+        self.assertEqual([l.split(" listening on ")[0] for l in info],
+                         ["portier: info: listener test", "portier: info: ready"])

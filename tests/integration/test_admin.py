@@ -11,7 +11,7 @@ from tests.support.clients import curl
 from tests.integration.helpers import ProxyTestCase
 
 TOKEN = "test-admin-token-0123456789"
-ADMIN_RE = re.compile(r"^portier: admin listening on (\S+)$", re.M)
+ADMIN_RE = re.compile(r"^portier: info: admin listening on (\S+)$", re.M)
 
 
 def parse_metrics(text):

@@ -122,7 +122,7 @@ class Cli(unittest.TestCase):
         p = run(["--config", path])
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("config error: ", p.stderr.decode())
-        self.assertNotIn("portier: ready", p.stderr.decode())
+        self.assertNotIn("portier: info: ready", p.stderr.decode())
 
     def test_no_arguments_is_usage_error(self):
         p = run([])

@@ -2,6 +2,7 @@
 microsocks), regions chosen by user name parameter, rule, user, group or default, sticky sessions,
 passive health with failover and fallback regions, active probes, and --check of the /egress section."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -637,7 +638,7 @@ class Probes(EgressBase):
                                 "no %r (x%d) within %.1fs%s" % (text, count, timeout, p.diag()))
 
     def probe_lines(self, p):
-        return [l for l in p.stderr_text().splitlines() if l.startswith("portier: egress exit ")]
+        return [l for l in p.stderr_text().splitlines() if re.match(r"^portier: (info|warning): egress exit ", l)]
 
     def via(self, p, tag, n, creds=None, expect=200):
         """n GETs with paths /echo/<tag>-<i>; returns the exits their records name."""
@@ -649,12 +650,12 @@ class Probes(EgressBase):
         return exits
 
     def reload(self, p, egress):
-        before = p.stderr_text().count("portier: reloaded ")
+        before = p.stderr_text().count("portier: info: reloaded ")
         cfg = dict(p.config, egress=egress)
         write_json_atomic(p.config_path, cfg)
         p.config = cfg
         p.signal(signal.SIGHUP)
-        self.wait_stderr(p, "portier: reloaded ", count=before + 1)
+        self.wait_stderr(p, "portier: info: reloaded ", count=before + 1)
 
     def test_dead_parent_is_marked_down_before_any_request_and_comes_back(self):
         p1 = self.proxy()
@@ -668,7 +669,7 @@ class Probes(EgressBase):
 
         p1.kill()   # our own child, by its PID
         # No client request is made until the probe has seen it: the mark is the probe's alone.
-        self.wait_stderr(front, "portier: egress exit one (region fi) down: ")
+        self.wait_stderr(front, "portier: warning: egress exit one (region fi) down: ")
         line = self.probe_lines(front)[0]
         self.assertIn("http://127.0.0.1:%d" % port1, line)
         self.assertEqual(len(self.probe_lines(front)), 1, "one line per transition")
@@ -679,7 +680,7 @@ class Probes(EgressBase):
         self.assertEqual(len(self.probe_lines(front)), 1)
 
         p1b = self.proxy(listen="127.0.0.1:%d" % port1)
-        self.wait_stderr(front, "portier: egress exit one (region fi) up")
+        self.wait_stderr(front, "portier: info: egress exit one (region fi) up")
         self.assertEqual(len(self.probe_lines(front)), 2, self.probe_lines(front))
         self.assertEqual(sorted(self.via(front, "after", 4)), ["one", "one", "two", "two"],
                          "round robin over both exits again")
@@ -697,7 +698,7 @@ class Probes(EgressBase):
             "de": {"exits": [{"name": "de-a", "via": fine.url}],
                    "probe": dict(self.FAST, target="127.0.0.1:%d" % echo.port)}}}},
             auth=True, front=True)
-        self.wait_stderr(front, "portier: egress exit fi-a (region fi) down: ")
+        self.wait_stderr(front, "portier: warning: egress exit fi-a (region fi) down: ")
         line = self.probe_lines(front)[0]
         self.assertIn("127.0.0.1:%d" % closed, line)
         self.assertIn("502", line)
@@ -725,11 +726,11 @@ class Probes(EgressBase):
         self.assertEqual(fp.connects(), [], "no probe configured, none sent")
 
         self.reload(front, probed)   # a new probe starts
-        self.wait_stderr(front, "portier: egress exit fi-a (region fi) down: ")
+        self.wait_stderr(front, "portier: warning: egress exit fi-a (region fi) down: ")
         self.assertStatus(self.get(front, self.origin.url + "/echo/while-down"), 502)
 
         self.reload(front, plain)    # the probe goes, and with it its mark
-        self.wait_stderr(front, "portier: egress exit fi-a (region fi) up (no longer checked)")
+        self.wait_stderr(front, "portier: info: egress exit fi-a (region fi) up (no longer checked)")
         self.assertEqual(self.via(front, "unprobed", 2), ["fi-a"] * 2)
         time.sleep(0.2)   # a CONNECT sent just before the reload may still be on its way to the parent
         seen = len(fp.connects())
@@ -742,7 +743,7 @@ class Probes(EgressBase):
         egress = {"default": "fi", "regions": {"fi": {"exits": [{"name": "fi-a", "via": fp.url}],
                                                       "probe": dict(self.FAST, target=closed, rise=1)}}}
         front = self.proxy({"egress": egress}, front=True)
-        self.wait_stderr(front, "portier: egress exit fi-a (region fi) down: ")
+        self.wait_stderr(front, "portier: warning: egress exit fi-a (region fi) down: ")
         egress["regions"]["fi"]["probe"]["interval_ms"] = 150
         self.reload(front, egress)
         time.sleep(0.5)
@@ -755,7 +756,7 @@ class Probes(EgressBase):
             "exits": [{"name": "fi-a", "via": silent.url}],
             "probe": {"interval_ms": 100, "timeout_ms": 300, "fall": 1, "target": "127.0.0.1:9"}}}}},
             front=True)
-        self.wait_stderr(front, "portier: egress exit fi-a (region fi) down: ")
+        self.wait_stderr(front, "portier: warning: egress exit fi-a (region fi) down: ")
         self.assertIn("300 ms", self.probe_lines(front)[0])
         # reconfigured to a long timeout, a probe is in flight when SIGTERM comes: it must not hold us up
         self.reload(front, {"default": "fi", "regions": {"fi": {

@@ -17,11 +17,11 @@ class Startup(ProxyTestCase):
     def test_ready_and_listener_lines(self):
         p = self.start_portier()
         lines = p.stderr_text().splitlines()
-        listen = [l for l in lines if l.startswith("portier: listener ")]
+        listen = [l for l in lines if l.startswith("portier: info: listener ")]
         self.assertEqual(len(listen), 1, "one line per bound address: %r" % lines)
-        self.assertRegex(listen[0], r"^portier: listener test listening on 127\.0\.0\.1:\d+$")
+        self.assertRegex(listen[0], r"^portier: info: listener test listening on 127\.0\.0\.1:\d+$")
         self.assertNotEqual(p.port, 0)
-        ready = [i for i, l in enumerate(lines) if l == "portier: ready"]
+        ready = [i for i, l in enumerate(lines) if l == "portier: info: ready"]
         self.assertEqual(len(ready), 1, lines)
         self.assertGreater(ready[0], lines.index(listen[0]), "ready comes after the listener lines")
 

@@ -14,7 +14,7 @@ from tests.integration.helpers import ProxyTestCase
 from tests.support.clients import HttpConn
 from tests.support.policy_files import basic_token, hash_password, request_bytes, write_htpasswd
 
-ADMIN_RE = re.compile(r"^portier: admin listening on (\S+)$", re.M)
+ADMIN_RE = re.compile(r"^portier: info: admin listening on (\S+)$", re.M)
 LIMIT_LINE = "limit reached: "
 KIB = 1024
 
@@ -92,7 +92,7 @@ class ConnectionLimits(LimitsBase):
         self.assertEqual(len(lines), 1, lines)
         self.assertIn("max_connections_per_client (2) from one address", lines[0])
         self.assertIn("127.0.0.1", lines[0])
-        self.assertTrue(lines[0].startswith("portier: warn"), lines[0])
+        self.assertTrue(lines[0].startswith("portier: warning: limit reached: "), lines[0])
 
     def test_total_limit(self):
         self.start({"max_connections": 3})

@@ -23,8 +23,8 @@ from tests.support.policy_files import hash_password, write_htpasswd, write_json
 from tests.support.portier_proc import portier_bin
 from tests.support.tls import make_ca, make_leaf, tls_client_context, tls_connect
 
-RELOADED = "portier: reloaded "
-RELOAD_FAILED = "portier: reload failed"
+RELOADED = "portier: info: reloaded "
+RELOAD_FAILED = "portier: error: reload failed"
 
 
 def req_bytes(method, target, host="app.test", headers=(), body=b"", version="HTTP/1.1"):

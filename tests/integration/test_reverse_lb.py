@@ -43,9 +43,9 @@ class LbBase(ReverseBase):
     def health_line(self, b, pool_name, what):
         """The stderr line for a health transition ("down" with a reason, or "up")."""
         if what == "down":
-            return re.compile(r"^portier: backend %s \(pool %s\) down: \S" % (re.escape(b.address),
+            return re.compile(r"^portier: warning: backend %s \(pool %s\) down: \S" % (re.escape(b.address),
                                                                                re.escape(pool_name)), re.M)
-        return re.compile(r"^portier: backend %s \(pool %s\) up\s*$" % (re.escape(b.address), re.escape(pool_name)),
+        return re.compile(r"^portier: info: backend %s \(pool %s\) up\s*$" % (re.escape(b.address), re.escape(pool_name)),
                           re.M)
 
     def wait_health_line(self, b, pool_name, what, count=1, timeout=3.0):

@@ -21,8 +21,8 @@ from tests.support.tls import make_ca, make_leaf, make_self_signed, tls_client_c
 
 MB = 1 << 20
 PASSWORDS = {"alice": "alice-Tls-Secret", "up": "up-Tls-Secret"}
-RELOADED = "portier: reloaded "
-FAILED = "portier: reload failed"
+RELOADED = "portier: info: reloaded "
+FAILED = "portier: error: reload failed"
 
 
 def tls_block(cert, key):

@@ -17,8 +17,8 @@ from tests.support.policy_files import request_bytes
 from tests.support.portier_proc import Portier, portier_bin
 from tests.support.tls import make_self_signed, openssl, tls_client_context, tls_connect
 
-RELOADED = "portier: reloaded "
-FAILED = "portier: reload failed"
+RELOADED = "portier: info: reloaded "
+FAILED = "portier: error: reload failed"
 
 
 def der_of(cert_path):

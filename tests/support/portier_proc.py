@@ -6,8 +6,8 @@
 The binary is $PORTIER_BIN, default <repo>/build/portier. The config is the test default (one forward
 listener on 127.0.0.1:0, 2 workers, access log to a temp file, ssrf.allow for loopback) deep-merged
 with the overrides (dicts merge, everything else replaces). Stderr is drained in a thread into a
-buffer; start() waits for `portier: ready` with a deadline and records the
-`portier: listener <name> listening on <ip:port>` lines. The child gets PR_SET_PDEATHSIG=SIGKILL so
+buffer; start() waits for `portier: info: ready` with a deadline and records the
+`portier: info: listener <name> listening on <ip:port>` lines. The child gets PR_SET_PDEATHSIG=SIGKILL so
 it never outlives the test process.
 """
 import copy
@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 __all__ = ["Portier", "PortierError", "portier_bin", "base_config", "deep_merge", "REPO"]
 
-LISTEN_RE = re.compile(r"^portier: listener (\S+) listening on (\S+)\s*$")
-READY_RE = re.compile(r"^portier: ready\b")  # exact line checked by test_lifecycle
+LISTEN_RE = re.compile(r"^portier: info: listener (\S+) listening on (\S+)\s*$")
+READY_RE = re.compile(r"^portier: info: ready\b")  # exact line checked by test_lifecycle
 
 
 class PortierError(Exception):

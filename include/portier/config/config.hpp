@@ -118,6 +118,11 @@ struct AccessLog {
   bool log_query = false;  // query strings are left out of logged paths unless on
 };
 
+// "error_log": what portier writes to stderr. Lines below `level` are left out.
+struct ErrorLog {
+  std::string level = "info";  // "debug" | "info" | "warning" | "error"
+};
+
 struct Forward {
   std::string via = "1.1 portier";  // "" = no Via header
   bool x_forwarded_for = false;
@@ -284,6 +289,7 @@ struct Config {
   std::vector<ListConfig> lists;
   Policy policy;
   AccessLog access_log;
+  ErrorLog error_log;
   Forward forward;
   std::vector<Cidr> ssrf_allow;  // internal ranges an admin opens on purpose
   Timeouts timeouts;

@@ -1605,3 +1605,10 @@ TEST_CASE("limits: connections, per-user rate and bandwidth") {
               R"(unknown group "staff"; declare it in /auth/groups)");
   check_error(with(R"("limits": {"per_usr": {}})"), "/limits/per_usr", R"(unknown key "per_usr", did you mean "per_user"?)");
 }
+
+TEST_CASE("error_log: the level") {
+  CHECK(valid(std::string(kMinimal)).error_log.level == "info");
+  CHECK(valid(with(R"("error_log": {"level": "warning"})")).error_log.level == "warning");
+  check_error(with(R"("error_log": {"level": "warn"})"), "/error_log/level",
+              R"(expected "debug", "info", "warning" or "error", got "warn")");
+}
