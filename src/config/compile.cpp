@@ -143,6 +143,7 @@ class Compiler {
     snap->policy.egress = egress_policy(config_.egress);
     snap->ssrf_allow = CidrSet(config_.ssrf_allow);
     snap->reverse_trusted = CidrSet(config_.reverse.trusted_proxies);
+    pac(*snap);
     snap->config = std::move(config_);
     out.snapshot = std::move(snap);
     return out;
@@ -322,6 +323,16 @@ class Compiler {
       return nullptr;
     }
     return re;
+  }
+
+  // The PAC script, once per snapshot: ranges opened in ssrf.allow go through the proxy even when
+  // private (the proxy reaches them; that is why they were opened).
+  void pac(Snapshot& snap) const {
+    policy::PacRules rules = config_.pac.rules;
+    for (const Cidr& c : config_.ssrf_allow)
+      if (c.base.v4) rules.proxied_networks.push_back(c);
+    snap.pac = policy::render_pac(rules);
+    if (!config_.pac.proxies.empty()) snap.pac_text = snap.pac.text(config_.pac.proxies);
   }
 
   void load_block_page(Snapshot& snap) {

@@ -208,8 +208,10 @@ class Validator {
       {"egress", [&](const Json& v, const std::string& p) { egress(v, p, cfg.egress); }},
       {"reverse", [&](const Json& v, const std::string& p) { reverse(v, p, cfg.reverse); }},
       {"admin", [&](const Json& v, const std::string& p) { admin(v, p, cfg.admin); }},
+      {"pac", [&](const Json& v, const std::string& p) { pac(v, p, cfg.pac); }},
     });
     check_route_listeners(cfg);
+    check_pac_listeners(cfg);
     if (ok && !saw_listeners) error("", "missing required key \"listeners\"");
 
     LoadResult r;
@@ -767,6 +769,139 @@ class Validator {
     if (!saw_listen) {  // the default address must not clash with a listener either
       check_address_conflicts(out.listen, p);
       seen_addresses_.emplace_back(out.listen, p);
+    }
+  }
+
+  // ---- pac: the proxy auto-config script ---------------------------------------------------
+  void pac(const Json& v, const std::string& p, Pac& out) {
+    object(v, p, {
+      {"path", [&](const Json& pv, const std::string& pp) {
+         const std::string* s = string(pv, pp);
+         if (s == nullptr) return;
+         const bool ok = s->size() >= 2 && s->size() <= kMaxTextLength && s->front() == '/' &&
+                         std::all_of(s->begin(), s->end(), [](char c) {
+                           return c > 0x20 && c < 0x7f && c != '?' && c != '#' && c != '%';
+                         });
+         if (!ok) {
+           error(pp, "expected a path such as \"/proxy.pac\" or \"/wpad.dat\" (no query, no escapes), got " + show(pv));
+         } else if (*s == "/healthz" || *s == "/readyz" || *s == "/metrics" || *s == "/config" || *s == "/reload") {
+           error(pp, quote(*s) + " is an admin endpoint's path");
+         } else {
+           out.path = *s;
+         }
+       }},
+      {"listeners", [&](const Json& lv, const std::string& lp) {
+         if (lv.is_boolean()) {
+           out.all_listeners = lv.get<bool>();
+           return;
+         }
+         if (!lv.is_array()) {
+           error(lp, "expected true, false or an array of forward listener names, got " + show(lv));
+           return;
+         }
+         for (std::size_t i = 0; i < lv.size(); ++i) {
+           if (const std::string* s = string(lv[i], child(lp, i))) out.listeners.push_back(*s);
+         }
+         pac_listeners_pointer_ = lp;
+       }},
+      {"proxy", [&](const Json& xv, const std::string& xp) {
+         if (xv.is_string()) {
+           if (auto x = pac_proxy(xv, xp)) out.proxies.push_back(*x);
+           return;
+         }
+         if (!xv.is_array() || xv.empty() || xv.size() > 16) {
+           error(xp, "expected \"host:port\" or an array of 1 to 16 of them (tried in order), got " + show(xv));
+           return;
+         }
+         for (std::size_t i = 0; i < xv.size(); ++i) {
+           if (auto x = pac_proxy(xv[i], child(xp, i))) out.proxies.push_back(*x);
+         }
+       }},
+      {"direct", [&](const Json& dv, const std::string& dp) { pac_direct(dv, dp, out.rules); }},
+      {"direct_plain_hosts", [&](const Json& bv, const std::string& bp) { boolean(bv, bp, out.rules.plain_hosts); }},
+      {"direct_private", [&](const Json& bv, const std::string& bp) { boolean(bv, bp, out.rules.private_networks); }},
+      {"fallback_direct", [&](const Json& bv, const std::string& bp) { boolean(bv, bp, out.rules.fallback_direct); }},
+    });
+  }
+
+  // "proxy.corp.example:3128" or "http://..." (PROXY), "https://proxy.corp.example:3129" (HTTPS).
+  std::optional<policy::PacProxy> pac_proxy(const Json& v, const std::string& p) {
+    const std::string* s = string(v, p);
+    if (s == nullptr) return std::nullopt;
+    std::string_view t = *s;
+    policy::PacProxy out;
+    if (t.starts_with("https://")) {
+      out.https = true;
+      t.remove_prefix(8);
+    } else if (t.starts_with("http://")) {
+      t.remove_prefix(7);
+    }
+    if (t.find('@') != std::string_view::npos) {
+      error(p, "a PAC cannot carry proxy credentials (browsers ask the user for them); give \"host:port\"");
+      return std::nullopt;
+    }
+    auto a = http::parse_authority(t);
+    if (!a) {
+      error(p, "expected \"host:port\", \"http://host:port\" or \"https://host:port\" (the address browsers use), got " +
+                   show(v));
+      return std::nullopt;
+    }
+    out.address = a->to_string();
+    return out;
+  }
+
+  // "corp.example" (and subdomains), "*.corp.example" (subdomains), "intranet", "10.0.0.0/8", "10.1.2.3".
+  void pac_direct(const Json& v, const std::string& p, policy::PacRules& out) {
+    constexpr std::size_t kMaxEntries = 10000;
+    if (!v.is_array() || v.size() > kMaxEntries) {
+      error(p, "expected an array of at most " + std::to_string(kMaxEntries) +
+                   " domains (\"corp.example\", \"*.corp.example\") and IPv4 ranges (\"10.0.0.0/8\"), got " + show(v));
+      return;
+    }
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const std::string ep = child(p, i);
+      const std::string* s = string(v[i], ep);
+      if (s == nullptr) continue;
+      if (s->find('/') != std::string::npos || IpAddress::parse(*s)) {
+        auto c = Cidr::parse(*s);
+        if (!c) {
+          error(ep, "expected an IPv4 range like \"10.0.0.0/8\" or an IPv4 address, got " + show(v[i]));
+        } else if (!c->base.v4) {
+          error(ep, "a PAC can check only IPv4 ranges (isInNet), got " + show(v[i]));
+        } else {
+          out.networks.push_back(*c);
+        }
+        continue;
+      }
+      std::string_view name = *s;
+      const bool wildcard = name.starts_with("*.");
+      if (wildcard) name.remove_prefix(2);
+      if (name.size() > 1 && name.back() == '.') name.remove_suffix(1);
+      std::string host;
+      if (name.find(':') == std::string_view::npos) {
+        if (auto a = http::parse_authority(std::string(name) + ":1")) host = a->host;
+      }
+      if (host.empty() || host.back() == '.') {
+        error(ep, "expected a domain (\"corp.example\"), a wildcard (\"*.corp.example\"), a host name (\"intranet\") "
+                  "or an IPv4 range (\"10.0.0.0/8\"), got " + show(v[i]));
+        continue;
+      }
+      (wildcard ? out.subdomains : out.domains).push_back(std::move(host));
+    }
+  }
+
+  // "pac.listeners" may name only forward listeners.
+  void check_pac_listeners(const Config& cfg) {
+    for (std::size_t i = 0; i < cfg.pac.listeners.size(); ++i) {
+      const std::string& name = cfg.pac.listeners[i];
+      const std::string np = child(pac_listeners_pointer_, i);
+      auto l = std::find_if(cfg.listeners.begin(), cfg.listeners.end(), [&](const Listener& x) { return x.name == name; });
+      if (l == cfg.listeners.end()) {
+        if (!declared(declared_listeners_, name))
+          error(np, "unknown listener " + quote(name) + "; the listeners are " + join_quoted(declared_listeners_));
+      } else if (l->mode != ListenerMode::forward) {
+        error(np, "listener " + quote(name) + " is not a forward listener: only browsers' proxies serve the PAC");
+      }
     }
   }
 
@@ -1920,6 +2055,7 @@ class Validator {
     bool single;  // written as one string, not an array
   };
   std::vector<ListenerRefs> route_listener_pointers_;
+  std::string pac_listeners_pointer_;
 };
 
 }  // namespace
@@ -1928,6 +2064,11 @@ const PoolConfig* Reverse::pool(std::string_view name) const noexcept {
   for (const auto& p : pools)
     if (p.name == name) return &p;
   return nullptr;
+}
+
+bool Pac::served_on(const Listener& l) const noexcept {
+  return l.mode == ListenerMode::forward &&
+         (all_listeners || std::find(listeners.begin(), listeners.end(), l.name) != listeners.end());
 }
 
 const RegionConfig* Egress::region(std::string_view name) const noexcept {

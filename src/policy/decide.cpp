@@ -197,15 +197,20 @@ const ListenerPolicy* PolicySnapshot::listener(std::string_view name) const noex
   return nullptr;
 }
 
+std::optional<Deny> refuse_client(const RequestFacts& f, const PolicySnapshot& snap) noexcept {
+  const ListenerPolicy* lp = snap.listener(f.listener);
+  if (lp == nullptr || lp->allow_clients.empty() || in_ranges(lp->trusted, f.client) ||
+      in_ranges(lp->allow_clients, f.client))
+    return std::nullopt;
+  return Deny{403, "client_network", "your network may not use this proxy", "", "", lp->refuse == RefuseMode::close};
+}
+
 Decision decide(const RequestFacts& f, const PolicySnapshot& snap) noexcept {
   const ListenerPolicy* lp = snap.listener(f.listener);
   const bool trusted = lp != nullptr && in_ranges(lp->trusted, f.client);
 
   // Who may use this listener at all.
-  if (lp != nullptr && !lp->allow_clients.empty() && !trusted && !in_ranges(lp->allow_clients, f.client)) {
-    Deny d{403, "client_network", "your network may not use this proxy", "", "", lp->refuse == RefuseMode::close};
-    return d;
-  }
+  if (auto refused = refuse_client(f, snap)) return *refused;
   // A user name whose parameters cannot be parsed cannot be authenticated either: say why with a
   // 400 rather than hide it behind a 407 the client would answer with the same name again.
   if (!f.username_error.empty()) {

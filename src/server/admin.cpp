@@ -139,13 +139,22 @@ net::awaitable<void> run_admin_session(net::tcp::socket socket, AdminState& stat
   const auto& req = parser.request();
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
+  std::string cache_control = "no-store";
   std::string body;
   http::Headers extra;
   const std::string path = req.target.substr(0, req.target.find('?'));
   const auto& cfg = ctx.snapshot->config;
   auto method_is = [&](const char* m) { return req.method == m; };
 
-  if (!token_ok(req.headers, cfg.admin.token)) {
+  if (path == cfg.pac.path && (method_is("GET") || method_is("HEAD"))) {
+    // No token: browsers cannot send one, and the script tells nothing its users do not see.
+    std::error_code ec;
+    const auto local = socket.local_endpoint(ec);
+    content_type = policy::kPacContentType;
+    cache_control = policy::kPacCacheControl;
+    body = session::pac_for_admin(*ctx.snapshot, state.bound, req.headers.find("Host"),
+                                  ec ? IpAddress{} : net::to_ip(local.address()));
+  } else if (!token_ok(req.headers, cfg.admin.token)) {
     status = 401;
     extra.add("WWW-Authenticate", "Bearer realm=\"portier admin\"");
     body = "401 Unauthorized: send Authorization: Bearer <admin.token>\n";
@@ -190,12 +199,12 @@ net::awaitable<void> run_admin_session(net::tcp::socket socket, AdminState& stat
     }
   } else {
     status = 404;
-    body = "404 Not Found: /healthz, /readyz, /metrics, /config, POST /reload\n";
+    body = "404 Not Found: /healthz, /readyz, /metrics, /config, POST /reload, " + cfg.pac.path + "\n";
   }
 
   extra.add("Content-Type", content_type);
   extra.add("Content-Length", std::to_string(body.size()));
-  extra.add("Cache-Control", "no-store");
+  extra.add("Cache-Control", cache_control);
   extra.add("Connection", "close");
   std::string out;
   http::write_response_head(out, status, {}, extra);

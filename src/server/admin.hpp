@@ -5,13 +5,16 @@
 //   GET  /metrics   Prometheus text: every worker's counters, exit and backend health, reloads
 //   GET  /config    the running config as loaded, secrets redacted
 //   POST /reload    reload now (as SIGHUP) and answer the outcome
-// With admin.token every request needs "Authorization: Bearer <token>" (else 401).
+//   GET  /proxy.pac the PAC script for browsers (pac.path)
+// With admin.token every request but the PAC's needs "Authorization: Bearer <token>" (else 401):
+// browsers fetch a PAC and cannot send a token.
 #include <atomic>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "portier/net/asio.hpp"
+#include "portier/session/pac.hpp"
 #include "portier/session/worker.hpp"
 
 namespace portier::server {
@@ -21,6 +24,7 @@ struct AdminState {
   std::vector<session::WorkerContext*> workers;
   std::vector<asio::any_io_executor> executors;  // each worker's, in the same order
   std::vector<std::string> listener_names;       // by config position: metric labels
+  std::vector<session::BoundListener> bound;      // what each listener listens on (the PAC names them)
   std::atomic<bool> ready{false};
   std::atomic<std::uint64_t> reloads_ok{0};
   std::atomic<std::uint64_t> reloads_failed{0};

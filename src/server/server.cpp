@@ -236,8 +236,10 @@ int run(const std::string& config_path) {
   }
 
   // Bind every address on every worker. Port 0 is resolved by the first bind and shared by the rest.
+  std::vector<session::BoundListener> bound;
   try {
     for (const auto& l : cfg.listeners) {
+      bound.push_back(session::BoundListener{l.name, {}});
       for (const auto& a : l.listen) {
         tcp::endpoint ep(net::to_asio(a.ip), a.port);
         for (auto& w : workers) {
@@ -245,6 +247,7 @@ int run(const std::string& config_path) {
           if (ep.port() == 0) ep = acc.local_endpoint();
           w->acceptors.emplace_back(std::move(acc), l.name);
         }
+        bound.back().addresses.push_back(SocketAddress{a.ip, ep.port()});
         observe::announce("listener " + l.name + " listening on " + net::endpoint_string(ep));
       }
     }
@@ -261,6 +264,7 @@ int run(const std::string& config_path) {
     admin.executors.push_back(w->io.get_executor());
   }
   for (const auto& l : cfg.listeners) admin.listener_names.push_back(l.name);
+  admin.bound = std::move(bound);
   admin.last_reload_time = unix_now();
   std::optional<tcp::acceptor> admin_acceptor;
   if (cfg.admin.enabled) {

@@ -1,5 +1,6 @@
 // Absolute-form forwarding: origin-form request to the origin over a pooled or fresh connection,
 // bodies streamed both ways (never buffered whole), keep-alive on both sides when both allow it.
+#include "portier/session/pac.hpp"
 #include "portier/upstream/handshake.hpp"
 #include "session_impl.hpp"
 
@@ -13,6 +14,32 @@ constexpr std::string_view kNotAProxyRequest =
     "this is a forward proxy: send absolute-form requests (GET http://host/path HTTP/1.1) or CONNECT host:port";
 
 }  // namespace
+
+// A browser fetching the PAC script from this listener ("pac.listeners"). No proxy credentials are
+// asked (a browser fetches the script before it uses the proxy) and no rules apply (there is no
+// destination); only the listener's allow_clients does.
+net::awaitable<bool> Session::answer_pac(const config::Listener& listener) {
+  const auto& head = req_.request();
+  rec_.decision = "answer";
+  rec_.path = snap_->config.pac.path;
+  identity_ = Identity{};
+  if (auto refused = policy::refuse_client(base_facts(), snap_->policy)) {
+    bool keep = co_await answer_refusal(*refused, head.has_body);
+    finish_record();
+    co_return keep;
+  }
+  std::error_code ec;
+  const auto local = client_.socket().local_endpoint(ec);
+  std::string body = pac_for_listener(*snap_, listener, head.headers.find("Host"),
+                                      SocketAddress{net::to_ip(local.address()), local.port()});
+  http::Headers h;
+  h.add("Content-Type", policy::kPacContentType);
+  h.add("Cache-Control", policy::kPacCacheControl);
+  const bool keep = !head.has_body && head.keep_alive && !stopping_ && finish_request_without_body();
+  co_await answer_body(200, std::move(body), keep, std::move(h));
+  finish_record();
+  co_return keep;
+}
 
 net::awaitable<bool> Session::handle_forward() {
   auto& head = req_.request();
@@ -29,6 +56,11 @@ net::awaitable<bool> Session::handle_forward() {
   };
 
   auto form = http::classify_target(head.method, head.target);
+  if (form == http::TargetForm::origin && (head.method == "GET" || head.method == "HEAD") &&
+      std::string_view(head.target).substr(0, head.target.find('?')) == snap_->config.pac.path) {
+    const config::Listener* listener = listener_config();
+    if (listener != nullptr && snap_->config.pac.served_on(*listener)) co_return co_await answer_pac(*listener);
+  }
   if (form != http::TargetForm::absolute) {
     co_return co_await refuse(Error{errc::not_a_proxy_request, Side::downstream, std::string(kNotAProxyRequest)});
   }

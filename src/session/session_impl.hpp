@@ -47,6 +47,7 @@ class Session {
   net::awaitable<void> close_client();
   net::awaitable<Result<HeadResult>> read_request_head();
   net::awaitable<bool> handle_forward();
+  net::awaitable<bool> answer_pac(const config::Listener& listener);  // forward.cpp
   net::awaitable<bool> handle_connect();
   // Reverse and redirect listeners (reverse.cpp).
   const config::Listener* listener_config() const noexcept;

@@ -17,6 +17,7 @@
 #include "portier/http/proxy_url.hpp"
 #include "portier/policy/decide.hpp"
 #include "portier/policy/egress.hpp"
+#include "portier/policy/pac.hpp"
 #include "portier/policy/users.hpp"
 
 namespace portier::config {
@@ -280,6 +281,17 @@ struct Admin {
   std::string token;         // when set, every request needs "Authorization: Bearer <token>"
 };
 
+// "pac": the proxy auto-config script browsers fetch (GET <path>). The admin endpoint always serves
+// it (without its token: browsers cannot send one); forward listeners only when "listeners" says so.
+struct Pac {
+  std::string path = "/proxy.pac";
+  bool all_listeners = false;             // "listeners": true: every forward listener serves it
+  std::vector<std::string> listeners;     // "listeners": [...]: these forward listeners serve it
+  std::vector<policy::PacProxy> proxies;  // "proxy"; empty = derived from the address the browser used
+  policy::PacRules rules;                 // "direct" and the switches; compile adds ssrf.allow's ranges
+  bool served_on(const Listener& l) const noexcept;
+};
+
 struct Config {
   std::string base_dir;  // directory of the config file: relative paths start here
   std::string source;    // the JSON text it was loaded from (the admin endpoint shows it, redacted)
@@ -299,6 +311,7 @@ struct Config {
   OriginPool origin_pool;
   Reverse reverse;
   Admin admin;
+  Pac pac;
 };
 
 struct ConfigError {
@@ -328,6 +341,10 @@ struct Snapshot {
   // TLS server contexts of the listeners that have "tls", by listener name (certificates are
   // re-read on reload like everything else).
   std::unordered_map<std::string, std::shared_ptr<ssl_ctx_st>> listener_tls;
+  // The PAC script, generated once per snapshot; pac_text is the whole script when the config
+  // names the proxies, else empty and the proxy list is filled in per request (session/pac.hpp).
+  policy::PacScript pac;
+  std::string pac_text;
 };
 
 struct CompileResult {

@@ -173,6 +173,10 @@ using Decision = std::variant<Tunnel, Forward, Deny, Challenge, Answer>;
 
 Decision decide(const RequestFacts& facts, const PolicySnapshot& snap) noexcept;
 
+// decide()'s first check alone: a client the listener's allow_clients refuses (and trusted does not
+// admit). For answers that are not proxying, such as the PAC script.
+std::optional<Deny> refuse_client(const RequestFacts& facts, const PolicySnapshot& snap) noexcept;
+
 // "tunnel", "forward", "deny", "challenge", "answer" for logs.
 const char* decision_name(const Decision& d) noexcept;
 
