@@ -4,14 +4,11 @@ import json
 import re
 import time
 import unittest
-import urllib.error
-import urllib.request
 
-from tests.support.clients import curl
+from tests.support.clients import admin_request, curl
 from tests.integration.helpers import ProxyTestCase
 
 TOKEN = "test-admin-token-0123456789"
-ADMIN_RE = re.compile(r"^portier: info: admin listening on (\S+)$", re.M)
 
 
 def parse_metrics(text):
@@ -37,21 +34,13 @@ class AdminBase(ProxyTestCase):
         cfg = {"admin": admin}
         cfg.update(overrides or {})
         p = self.start_portier(cfg)
-        m = ADMIN_RE.search(p.stderr_text())
-        self.assertIsNotNone(m, p.diag())
-        self.admin = m.group(1)
+        self.admin = p.admin_addr
+        self.assertIsNotNone(self.admin, p.diag())
         return p
 
     def call(self, path, method="GET", token="default"):
         token = self.token if token == "default" else token
-        req = urllib.request.Request("http://%s%s" % (self.admin, path), method=method)
-        if token:
-            req.add_header("Authorization", "Bearer " + token)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, r.headers, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.headers, e.read().decode()
+        return admin_request(self.admin, path, method, token)
 
     def metrics(self):
         status, headers, body = self.call("/metrics")

@@ -8,13 +8,11 @@ import re
 import signal
 import threading
 import time
-import urllib.request
 
 from tests.integration.helpers import ProxyTestCase
-from tests.support.clients import HttpConn
+from tests.support.clients import HttpConn, admin_request
 from tests.support.policy_files import basic_token, hash_password, request_bytes, write_htpasswd
 
-ADMIN_RE = re.compile(r"^portier: info: admin listening on (\S+)$", re.M)
 LIMIT_LINE = "limit reached: "
 KIB = 1024
 
@@ -33,14 +31,14 @@ class LimitsBase(ProxyTestCase):
         cfg = {"limits": limits, "admin": {"listen": "127.0.0.1:0"}}
         cfg.update(extra)
         p = self.start_portier(cfg)
-        m = ADMIN_RE.search(p.stderr_text())
-        self.assertIsNotNone(m, p.diag())
-        self.admin = m.group(1)
+        self.admin = p.admin_addr
+        self.assertIsNotNone(self.admin, p.diag())
         return p
 
     def metrics(self):
-        with urllib.request.urlopen("http://%s/metrics" % self.admin, timeout=10) as r:
-            return r.read().decode()
+        status, _, body = admin_request(self.admin, "/metrics")
+        self.assertEqual(status, 200, body)
+        return body
 
     def limit_lines(self):
         return [l for l in self.portier.stderr_text().splitlines() if LIMIT_LINE in l]

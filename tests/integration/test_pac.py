@@ -4,23 +4,19 @@ respected, access-logged as "answer"). Each script is evaluated with node for sa
 helper functions where dnsResolve() throws: the script must never make a browser wait on DNS."""
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 from tests.integration.helpers import ProxyTestCase
-from tests.support.clients import fetch
+from tests.support.clients import admin_request, fetch
 from tests.support.policy_files import hash_password, write_htpasswd, write_json_atomic
 from tests.support.portier_proc import REPO
 from tests.support.tls import make_self_signed
 
-ADMIN_RE = re.compile(r"^portier: info: admin listening on (\S+)$", re.M)
 TOKEN = "pac-test-admin-token-0123456789"
 PAC_TYPE = "application/x-ns-proxy-autoconfig"
 HARNESS = str(REPO / "tests" / "support" / "pac_harness.js")
@@ -62,20 +58,12 @@ class PacBase(ProxyTestCase):
                 cfg["admin"]["token"] = self.token
         p = self.start_portier(cfg)
         if admin:
-            m = ADMIN_RE.search(p.stderr_text())
-            self.assertIsNotNone(m, p.diag())
-            self.admin = m.group(1)
+            self.admin = p.admin_addr
+            self.assertIsNotNone(self.admin, p.diag())
         return p
 
     def admin_get(self, path, method="GET", token=None):
-        req = urllib.request.Request("http://%s%s" % (self.admin, path), method=method)
-        if token:
-            req.add_header("Authorization", "Bearer " + token)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, r.headers, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.headers, e.read().decode()
+        return admin_request(self.admin, path, method, token)
 
     def listener_get(self, path="/proxy.pac", args=(), index=0, scheme="http"):
         """An origin-form request straight to a proxy listener (curl without -x), as a browser

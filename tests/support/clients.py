@@ -13,7 +13,7 @@ import time
 from .origins import ConnReader, ProtocolError, parse_head, header_values, header_tokens, fmt_hostport
 
 __all__ = ["curl", "fetch", "CurlResult", "HttpConn", "Response", "open_tunnel", "one_request",
-           "curl_env", "ConnectionClosed"]
+           "curl_env", "ConnectionClosed", "admin_request"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,3 +277,17 @@ def open_tunnel(proxy_host, proxy_port, target_host, target_port, extra=b"", tim
     conn.send(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (authority, authority)).encode() + extra)
     resp = conn.read_response("CONNECT")
     return conn, resp
+
+
+def admin_request(addr, path, method="GET", token=None, timeout=30):
+    """One request to portier's admin endpoint at addr ("ip:port"): (status, headers, body text)."""
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request("http://%s%s" % (addr, path), method=method)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 __all__ = ["Portier", "PortierError", "portier_bin", "base_config", "deep_merge", "REPO"]
 
 LISTEN_RE = re.compile(r"^portier: info: listener (\S+) listening on (\S+)\s*$")
+ADMIN_RE = re.compile(r"^portier: info: admin listening on (\S+)$", re.M)
 READY_RE = re.compile(r"^portier: info: ready\b")  # exact line checked by test_lifecycle
 
 
@@ -239,6 +240,12 @@ class Portier:
     def url_for(self, index):
         _, host, port = self.listeners[index]
         return "http://[%s]:%d" % (host, port) if ":" in host else "http://%s:%d" % (host, port)
+
+    @property
+    def admin_addr(self):
+        """The admin endpoint's "ip:port" as printed at start, or None without one."""
+        m = ADMIN_RE.search(self.stderr_text())
+        return m.group(1) if m else None
 
     # -- output ----------------------------------------------------------------------------------
     def stderr_text(self):
