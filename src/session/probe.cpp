@@ -184,6 +184,20 @@ std::string check_signature(const config::HealthCheckConfig& c) {
          "|" + std::to_string(c.expect_low) + "-" + std::to_string(c.expect_high);
 }
 
+// What every loop has, from either config (ProbeConfig and HealthCheckConfig share these fields).
+template <class Timing>
+void set_common(Prober::Loop& l, std::shared_ptr<const void> owner, Health* health, const std::string& name,
+                const Timing& t, std::string signature) {
+  l.owner = std::move(owner);
+  l.health = health;
+  l.name = name;
+  l.interval = t.interval;
+  l.timeout = t.timeout;
+  l.rise = t.rise;
+  l.fall = t.fall;
+  l.signature = std::move(signature);
+}
+
 // A target no longer checked: what the last checks said no longer holds.
 void forget_checks(Health& h, const std::string& name) {
   const bool was_down = h.probe.down;
@@ -229,14 +243,7 @@ void Prober::update(std::shared_ptr<const EgressTable> egress, std::shared_ptr<c
           continue;
         }
         keep(exit.key, [&](Loop& l) {
-          l.owner = egress;
-          l.health = exit.health.get();
-          l.name = name;
-          l.interval = probe.interval;
-          l.timeout = probe.timeout;
-          l.rise = probe.rise;
-          l.fall = probe.fall;
-          l.signature = exit_signature(probe);
+          set_common(l, egress, exit.health.get(), name, probe, exit_signature(probe));
           l.exit = &exit;
           l.probe = &probe;
           l.snapshot = &egress->snapshot();
@@ -254,14 +261,7 @@ void Prober::update(std::shared_ptr<const EgressTable> egress, std::shared_ptr<c
           continue;
         }
         keep(backend.key, [&](Loop& l) {
-          l.owner = backends;
-          l.health = backend.health.get();
-          l.name = name;
-          l.interval = check.interval;
-          l.timeout = check.timeout;
-          l.rise = check.rise;
-          l.fall = check.fall;
-          l.signature = check_signature(check);
+          set_common(l, backends, backend.health.get(), name, check, check_signature(check));
           l.backend = &backend;
           l.check = &check;
         });
