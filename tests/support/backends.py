@@ -41,7 +41,7 @@ import struct
 import threading
 import time
 
-from .origins import ConnReader, ProtocolError, parse_head, header_values, header_tokens, fmt_hostport
+from .origins import ConnReader, ProtocolError, parse_head, header_values, header_tokens, fmt_hostport, stop_server
 from .clients import HttpConn
 
 __all__ = ["Backend", "DeadPort", "WsClient", "ws_connect", "ws_accept_value", "WS_GUID"]
@@ -207,27 +207,7 @@ class Backend:
         if not self.running:
             return
         self.running = False
-        self._stopping.set()
-        try:
-            self.lsock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            self.lsock.close()
-        except OSError:
-            pass
-        with self.lock:
-            conns = list(self._conns)
-            threads = list(self._threads)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        deadline = time.monotonic() + timeout
-        self._accept_thread.join(max(0.1, deadline - time.monotonic()))
-        for t in threads:
-            t.join(max(0.1, deadline - time.monotonic()))
+        conns = stop_server(self, timeout)
         for c in conns:
             try:
                 c.close()

@@ -226,6 +226,35 @@ STATUS_REASONS = {100: "Continue", 200: "OK", 201: "Created", 204: "No Content",
                   503: "Service Unavailable"}
 
 
+def stop_server(server, timeout=5.0):
+    """Close a threaded test server's listener (`lsock`) and every open connection (`_conns`), then
+    join its accept thread and connection threads, all within `timeout`; returns the connections.
+    Used by _Server and by backends.Backend, which share these attribute names."""
+    server._stopping.set()
+    for sock in [server.lsock]:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            sock.close()
+        except OSError:
+            pass
+    with server.lock:
+        conns = list(server._conns)
+        threads = list(server._threads)
+    for c in conns:
+        try:
+            c.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout
+    server._accept_thread.join(max(0.1, deadline - time.monotonic()))
+    for t in threads:
+        t.join(max(0.1, deadline - time.monotonic()))
+    return conns
+
+
 class _Server:
     """Accept loop in a thread; one thread per connection. Subclasses implement handle(conn, info)."""
 
@@ -300,28 +329,7 @@ class _Server:
         raise NotImplementedError
 
     def stop(self, timeout=5.0):
-        self._stopping.set()
-        for s in [self.lsock]:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
-                s.close()
-            except OSError:
-                pass
-        with self.lock:
-            conns = list(self._conns)
-            threads = list(self._threads)
-        for s in conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        deadline = time.monotonic() + timeout
-        self._accept_thread.join(max(0.1, deadline - time.monotonic()))
-        for t in threads:
-            t.join(max(0.1, deadline - time.monotonic()))
+        stop_server(self, timeout)
 
     def __enter__(self):
         return self
