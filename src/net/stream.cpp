@@ -14,7 +14,7 @@ Stream::~Stream() = default;
 
 tcp::socket& Stream::socket() noexcept {
   if (auto* s = std::get_if<tcp::socket>(&layer_)) return *s;
-  if (auto* t = std::get_if<std::unique_ptr<TlsOverTcp>>(&layer_)) return (*t)->next_layer();
+  if (auto* t = std::get_if<std::unique_ptr<TlsOverTcp>>(&layer_)) return (*t)->socket();
   return std::get<std::unique_ptr<TlsInTls>>(layer_)->inner.socket();
 }
 
@@ -67,6 +67,8 @@ awaitable<Result<void>> Stream::start_tls_client(SSL_CTX* ctx, const TlsClientOp
   // The stream takes ownership of `ssl` from here on.
   if (plain()) {
     layer_ = std::make_unique<TlsOverTcp>(std::move(std::get<tcp::socket>(layer_)), ssl);
+    if (!std::get<std::unique_ptr<TlsOverTcp>>(layer_)->ok())
+      co_return Error{errc::tls_failed, Side::internal, std::string(where) + ": cannot attach TLS to the socket"};
   } else {
     auto nested = std::make_unique<TlsInTls>(Stream(std::move(*this)), ssl);
     layer_ = std::move(nested);
@@ -97,6 +99,7 @@ awaitable<Result<void>> Stream::start_tls_server(SSL_CTX* ctx) {
   // In place before the handshake: whoever cancels socket() (the session's deadline) reaches it.
   layer_ = std::make_unique<TlsOverTcp>(std::move(std::get<tcp::socket>(layer_)), ssl);
   auto& tls = *std::get<std::unique_ptr<TlsOverTcp>>(layer_);
+  if (!tls.ok()) co_return Error{errc::tls_failed, Side::internal, "cannot attach TLS to the socket"};
   auto [ec] = co_await tls.async_handshake(asio::ssl::stream_base::server, nothrow);
   std::string reason = ec ? tls_reason(nullptr, ec) : std::string();
   if (ec) co_return Error{errc::tls_failed, Side::downstream, "TLS handshake: " + reason};

@@ -3,12 +3,14 @@ to the next hop, also inside another hop's tunnel). Certificates are made at tes
 openssl CLI; every parent is a real portier with an HTTPS listener."""
 import json
 import os
+import selectors
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -474,6 +476,113 @@ class LargeTunnel(TlsBase):
         self.assertGreaterEqual(recs[1]["bytes_up"], len(body))
         precs = parent.access_log_records(2, predicate=lambda x: x["method"] == "CONNECT")
         self.assertEqual([(x["status"], x["error"]) for x in precs], [(200, "")] * 2, precs)
+
+    def connect_echo(self, front, echo):
+        """A TLS connection to front's HTTPS listener with a CONNECT tunnel to the echo server."""
+        s = tls_connect(front.host, front.port, tls_client_context(self.cert), timeout=30)
+        self.addCleanup(s.close)
+        s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % ((echo.hostport.encode(),) * 2))
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            b = s.recv(1)
+            self.assertTrue(b, "no CONNECT answer: %r%s" % (head, self.diag()))
+            head += b
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        return s
+
+    def test_full_duplex_with_tls_on_both_sides_and_a_slow_reader(self):
+        # Each hop's TLS stream is read and written at once (one relay direction each), and the
+        # slow reader makes every writer meet a full socket buffer while its reader goes on. One
+        # thread drives both directions: an ssl.SSLSocket must not be used by two threads at once.
+        echo = self.start_tcp("echo")
+        parent = self.proxy(tls=(self.cert, self.key), ports=[echo.port])
+        front = self.front([{"url": https_url(parent), "ca_file": self.cert}], tls=(self.cert, self.key),
+                           ports=[echo.port])
+        s = self.connect_echo(front, echo)
+        s.setblocking(False)
+        body = random_bytes(24 * MB + 7, b"tls-full-duplex")
+        view = memoryview(body)
+        got = []
+        sent = received = paused_at = 0
+        resume = 0.0
+        deadline = time.monotonic() + 60
+        sel = selectors.DefaultSelector()
+        sel.register(s, selectors.EVENT_READ)
+        self.addCleanup(sel.close)
+        while received < len(body):
+            now = time.monotonic()
+            self.assertLess(now, deadline, "sent %d, received %d%s" % (sent, received, self.diag()))
+            reading = now >= resume  # the reader pauses 0.1 s after every 4 MiB: slowness, no synchronisation
+            mask = (selectors.EVENT_READ if reading else 0) | (selectors.EVENT_WRITE if sent < len(body) else 0)
+            if mask == 0:
+                time.sleep(resume - now)
+                continue
+            sel.modify(s, mask)
+            sel.select(timeout=min(1.0, max(0.0, resume - now)) if not reading else 1.0)
+            if sent < len(body):
+                try:
+                    sent += s.send(view[sent:sent + (1 << 16)])
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    pass
+            while reading:
+                try:
+                    d = s.recv(1 << 16)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    break
+                self.assertTrue(d, "EOF after %d bytes%s" % (received, self.diag()))
+                got.append(d)
+                received += len(d)
+                if received - paused_at >= 4 * MB:
+                    paused_at = received
+                    resume = time.monotonic() + 0.1
+                    break
+        data = b"".join(got)
+        self.assertEqual((len(data), sha256(data)), (len(body), sha256(body)))
+        s.close()
+        recs = front.access_log_records(1, predicate=lambda x: x["method"] == "CONNECT")
+        self.assertEqual([(x["status"], x["bytes_up"], x["bytes_down"]) for x in recs], [(200, len(body), len(body))],
+                         recs)
+
+    def test_key_update_requested_by_the_client_mid_tunnel(self):
+        # TLS 1.3 KeyUpdate with update_requested: portier must take the client's new keys and
+        # answer with its own KeyUpdate before its next record (openssl s_client's "K" command).
+        echo = self.start_tcp("echo")
+        front = self.proxy(tls=(self.cert, self.key), ports=[echo.port], front=True)
+        p = subprocess.Popen(["openssl", "s_client", "-tls1_3", "-connect", "%s:%d" % (front.host, front.port),
+                              "-CAfile", self.cert, "-crlf"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.addCleanup(p.kill)
+        out = []
+
+        def pump():
+            for line in iter(p.stdout.readline, b""):
+                out.append(line)
+
+        t = threading.Thread(target=pump, daemon=True)
+        t.start()
+
+        def send(line):
+            p.stdin.write(line + b"\n")
+            p.stdin.flush()
+
+        def wait_for(text, timeout=10.0, count=1):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if len([l for l in list(out) if text in l]) >= count:
+                    return True
+                time.sleep(0.02)
+            return False
+
+        send(b"CONNECT %s HTTP/1.1\nHost: %s\n" % ((echo.hostport.encode(),) * 2))
+        self.assertTrue(wait_for(b"200 Connection established"), b"".join(out))
+        for i, command in enumerate([b"K", b"k", b"K"]):
+            send(command)
+            self.assertTrue(wait_for(b"KEYUPDATE", count=i + 1), b"".join(out))
+            send(b"after-update-%d" % i)
+            self.assertTrue(wait_for(b"after-update-%d" % i), "no echo after key update %d: %r%s" % (
+                i, b"".join(out)[-2000:], self.diag()))
+        p.stdin.close()
+        p.wait(10)
 
 
 # ---------------------------------------------------------------------------------------------

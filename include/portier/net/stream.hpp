@@ -8,6 +8,9 @@
 // and co_await stream.async_read_some(buf, net::nothrow) work as on a socket. Plain and TLS-over-TCP
 // pass the caller's handler straight through (no allocation per operation); only TLS nested in TLS
 // type-erases its inner handlers, which breaks the otherwise endless template recursion.
+//
+// TLS over TCP is our TlsSocket (OpenSSL on the socket's descriptor, tls_socket.hpp); TLS inside
+// TLS has no descriptor of its own and runs asio::ssl::stream over the outer Stream.
 #include <openssl/ssl.h>
 
 #include <memory>
@@ -20,6 +23,7 @@
 
 #include "portier/core/error.hpp"
 #include "portier/net/asio.hpp"
+#include "portier/net/tls_socket.hpp"
 
 namespace portier::net {
 
@@ -113,7 +117,7 @@ class Stream {
   awaitable<void> shutdown_tls(Clock::duration timeout);
 
  private:
-  using TlsOverTcp = asio::ssl::stream<tcp::socket>;
+  using TlsOverTcp = TlsSocket;
   struct TlsInTls;  // TLS through a tunnel inside an outer TLS Stream, which it owns
 
   // Calls f with the TLS layer, whichever of the two it is. Only when !plain().
