@@ -1,5 +1,7 @@
 #include "portier/http/codec.hpp"
 
+#include <algorithm>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -37,7 +39,6 @@ void reset_head(RequestHead& h) noexcept {
   h.target.clear();
   h.version_major = 1;
   h.version_minor = 1;
-  h.headers.clear();
   h.keep_alive = true;
   h.chunked = false;
   h.content_length.reset();
@@ -51,7 +52,6 @@ void reset_head(ResponseHead& h) noexcept {
   h.reason.clear();
   h.version_major = 1;
   h.version_minor = 1;
-  h.headers.clear();
   h.keep_alive = true;
   h.chunked = false;
   h.content_length.reset();
@@ -99,10 +99,24 @@ struct Parser::State {
     scan_spaces = 0;
   }
 
-  // Returns nullptr when the bytes are well-formed so far, else why not.
+  // Returns nullptr when the bytes are well-formed so far, else why not. Only CR, LF, the first
+  // byte of a line and the request line's spaces matter: the rest of a line is skipped with
+  // memchr (a head is parsed twice, by llhttp and here, so this pass must cost little per byte).
   const char* scan(const char* b, std::size_t n) noexcept {
-    for (std::size_t i = 0; i < n; ++i) {
-      const char c = b[i];
+    std::size_t i = 0;
+    while (i < n) {
+      if (!scan_prev_cr && !scan_line_start) {
+        // Inside a line: jump to its next CR or LF, counting the request line's spaces on the way.
+        const char* from = b + i;
+        const char* stop = static_cast<const char*>(std::memchr(from, '\n', n - i));
+        const std::size_t span = stop == nullptr ? n - i : static_cast<std::size_t>(stop - from);
+        if (const char* cr = static_cast<const char*>(std::memchr(from, '\r', span))) stop = cr;
+        const char* end = stop == nullptr ? b + n : stop;
+        if (scan_in_start_line) scan_spaces += static_cast<unsigned>(std::count(from, end, ' '));
+        i = static_cast<std::size_t>(end - b);
+        if (i == n) break;
+      }
+      const char c = b[i++];
       if (scan_prev_cr && c != '\n') return "bare CR in the header section";
       if (c == '\n') {
         if (!scan_prev_cr) return "bare LF line ending in the header section";
@@ -174,9 +188,11 @@ struct Parser::State {
     s.upgrading = false;
     if (s.is_request()) {
       reset_head(P.request_);
+      P.recycle(P.request_.headers);
       s.fields = &P.request_.headers;
     } else {
       reset_head(P.response_);
+      P.recycle(P.response_.headers);
       s.fields = &P.response_.headers;
     }
     P.trailers_.clear();
@@ -216,7 +232,7 @@ struct Parser::State {
       if (++s.field_count > max) {
         return s.reject(errc::too_many_headers, "more than " + std::to_string(max) + " header fields");
       }
-      s.fields->fields().emplace_back();
+      s.fields->fields().push_back(s.self->recycled_field());
       s.field_open = true;
     }
     s.fields->fields().back().name.append(at, len);
@@ -376,17 +392,50 @@ struct Parser::State {
 
 Parser::Parser(Kind kind, Limits limits) : kind_(kind), limits_(limits), state_(std::make_unique<State>()) {
   State& s = *state_;
-  llhttp_init(&s.p, kind == Kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &State::settings());
-  s.p.data = &s;
-  s.self = this;
-  s.begin_section(kind == Kind::request);
-  s.fields = kind == Kind::request ? &request_.headers : &response_.headers;
-  request_.headers.fields().reserve(kind == Kind::request ? 24 : 0);
-  response_.headers.fields().reserve(kind == Kind::response ? 24 : 0);
+  start(s);
+  (kind == Kind::request ? request_.headers : response_.headers).fields().reserve(24);
+  spare_.reserve(24);  // the two vectors trade places at each message (recycle())
   body_chunks_.reserve(4);
 }
 
+void Parser::start(State& s) {
+  llhttp_init(&s.p, kind_ == Kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &State::settings());
+  s.p.data = &s;
+  s.self = this;
+  s.begin_section(kind_ == Kind::request);
+  s.fields = kind_ == Kind::request ? &request_.headers : &response_.headers;
+}
+
+void Parser::reset(Limits limits) {
+  limits_ = limits;
+  *state_ = State{};
+  start(*state_);
+  reset_head(request_);
+  reset_head(response_);
+  recycle(request_.headers);
+  recycle(response_.headers);
+  trailers_.clear();
+  body_chunks_.clear();
+  head_response_ = false;
+  connect_response_ = false;
+  in_message_ = false;
+}
+
 Parser::~Parser() = default;
+
+void Parser::recycle(Headers& h) noexcept {
+  spare_.clear();  // what the last message left unused
+  spare_.swap(h.fields());
+  spare_next_ = 0;
+}
+
+Header Parser::recycled_field() noexcept {
+  if (spare_next_ == spare_.size()) return Header{};
+  Header f = std::move(spare_[spare_next_++]);
+  f.name.clear();
+  f.value.clear();
+  return f;
+}
 
 Parser::Parser(Parser&& other) noexcept
     : kind_(other.kind_),
@@ -396,6 +445,8 @@ Parser::Parser(Parser&& other) noexcept
       response_(std::move(other.response_)),
       trailers_(std::move(other.trailers_)),
       body_chunks_(std::move(other.body_chunks_)),
+      spare_(std::move(other.spare_)),
+      spare_next_(other.spare_next_),
       head_response_(other.head_response_),
       connect_response_(other.connect_response_),
       in_message_(other.in_message_) {
@@ -416,6 +467,8 @@ Parser& Parser::operator=(Parser&& other) noexcept {
   response_ = std::move(other.response_);
   trailers_ = std::move(other.trailers_);
   body_chunks_ = std::move(other.body_chunks_);
+  spare_ = std::move(other.spare_);
+  spare_next_ = other.spare_next_;
   head_response_ = other.head_response_;
   connect_response_ = other.connect_response_;
   in_message_ = other.in_message_;

@@ -1,5 +1,7 @@
 #include "portier/net/resolve.hpp"
 
+#include <charconv>
+#include <cstdint>
 #include <cstring>
 
 namespace portier::net {
@@ -29,7 +31,19 @@ std::string endpoint_string(const tcp::endpoint& ep) {
   auto a = ep.address();
   if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
   if (a.is_v6()) return "[" + a.to_string() + "]:" + std::to_string(ep.port());
-  return a.to_string() + ":" + std::to_string(ep.port());
+  // IPv4 by hand: it is written into every access-log record, and inet_ntop formats with sprintf.
+  char buf[32];  // "255.255.255.255:65535"
+  char* p = buf;
+  const std::uint32_t v = a.to_v4().to_uint();
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    const unsigned octet = (v >> shift) & 0xffu;
+    if (octet >= 100) *p++ = static_cast<char>('0' + octet / 100);
+    if (octet >= 10) *p++ = static_cast<char>('0' + octet / 10 % 10);
+    *p++ = static_cast<char>('0' + octet % 10);
+    *p++ = shift != 0 ? '.' : ':';
+  }
+  p = std::to_chars(p, buf + sizeof buf, ep.port()).ptr;
+  return std::string(buf, p);
 }
 
 bool DestinationGuard::permits(const IpAddress& a) const noexcept {

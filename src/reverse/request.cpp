@@ -1,5 +1,6 @@
 #include "portier/reverse/request.hpp"
 
+#include <algorithm>
 #include <vector>
 
 namespace portier::reverse {
@@ -127,24 +128,26 @@ std::optional<std::string> normalize_path(std::string_view path) {
   return out;
 }
 
-void apply_forwarded(http::Headers& h, const ForwardedFacts& f) {
-  const bool ipv6 = f.client_ip.find(':') != std::string_view::npos;
-  if (f.trusted) {
-    h.append_to_list("X-Forwarded-For", f.client_ip);
-    if (!h.contains("X-Forwarded-Proto")) h.add("X-Forwarded-Proto", f.proto);
-    if (!h.contains("X-Forwarded-Host") && !f.host.empty()) h.add("X-Forwarded-Host", f.host);
-  } else {
-    h.set("X-Forwarded-For", f.client_ip);
-    h.set("X-Forwarded-Proto", f.proto);
-    if (f.host.empty()) {
-      h.remove("X-Forwarded-Host");
-    } else {
-      h.set("X-Forwarded-Host", f.host);
-    }
-  }
+namespace {
 
-  std::string element = "for=";
-  if (ipv6) {
+// The fields apply_forwarded() owns: what an untrusted client sent in them is dropped.
+bool is_forwarding_field(std::string_view name) noexcept {
+  switch (name.size()) {
+    case 9: return http::iequals(name, "Forwarded");
+    case 15: return http::iequals(name, "X-Forwarded-For");
+    case 16: return http::iequals(name, "X-Forwarded-Host");
+    case 17: return http::iequals(name, "X-Forwarded-Proto");
+    default: return false;
+  }
+}
+
+}  // namespace
+
+void apply_forwarded(http::Headers& h, const ForwardedFacts& f) {
+  std::string element;
+  element.reserve(32 + f.client_ip.size() + f.proto.size() + f.host.size());
+  element += "for=";
+  if (f.client_ip.find(':') != std::string_view::npos) {  // IPv6: quoted, in brackets
     element += "\"[";
     element += f.client_ip;
     element += "]\"";
@@ -157,11 +160,24 @@ void apply_forwarded(http::Headers& h, const ForwardedFacts& f) {
     element += ";host=";
     append_value(element, f.host);
   }
+
   if (f.trusted) {
+    h.append_to_list("X-Forwarded-For", f.client_ip);
+    if (!h.contains("X-Forwarded-Proto")) h.add("X-Forwarded-Proto", f.proto);
+    if (!h.contains("X-Forwarded-Host") && !f.host.empty()) h.add("X-Forwarded-Host", f.host);
     h.append_to_list("Forwarded", element);
-  } else {
-    h.set("Forwarded", element);
+    return;
   }
+  // Untrusted: one pass drops whatever the client claimed, then ours are added (a request pays
+  // this on every reverse hop, and four set() calls would walk the fields eight times).
+  auto& fields = h.fields();
+  fields.erase(std::remove_if(fields.begin(), fields.end(),
+                              [](const http::Header& x) { return is_forwarding_field(x.name); }),
+               fields.end());
+  h.add("X-Forwarded-For", f.client_ip);
+  h.add("X-Forwarded-Proto", f.proto);
+  if (!f.host.empty()) h.add("X-Forwarded-Host", f.host);
+  fields.push_back(http::Header{"Forwarded", std::move(element)});
 }
 
 std::optional<std::string> websocket_upgrade(const http::Headers& h) {

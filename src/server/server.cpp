@@ -31,7 +31,11 @@ struct BoundAddress {
 };
 
 struct Worker {
-  asio::io_context io{1};
+  // One thread runs each worker's io_context, and every socket and timer of a worker is touched
+  // only by that thread (other threads reach a worker through asio::post): the reactor's
+  // per-socket locks are pure cost, two lock/unlock pairs per socket operation. The scheduler's
+  // lock stays, for those posts.
+  asio::io_context io{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   session::WorkerContext ctx;
   std::vector<std::pair<tcp::acceptor, std::string>> acceptors;
   std::thread thread;

@@ -182,11 +182,11 @@ net::awaitable<bool> Session::handle_forward() {
 }
 
 // After an exchange: the upstream connection back to the pool under `pool_key` when it is reusable
-// (never with a null key: a connection found dead), closed otherwise; no response state is kept.
+// (never with a null key: a connection found dead), closed otherwise. The response parser stays
+// for the next exchange, which resets it.
 void Session::end_exchange(const std::string* pool_key) {
   if (pool_key != nullptr && upstream_reusable_ && up_) ctx_.pool.release(*pool_key, std::move(*up_));
   up_.reset();
-  resp_.reset();
   ubuf_.consume(ubuf_.size());
   ubuf_.release_if_empty();
 }
@@ -212,7 +212,11 @@ net::awaitable<Session::Exchange> Session::exchange(const std::string& head_byte
   dechunk_ = false;
   upstream_bytes_in_ = 0;
   client_keep_alive_ = head.keep_alive && !stopping_ && !ctx_.draining;
-  if (!resp_) resp_.emplace(http::Parser::Kind::response, snap_->config.limits);
+  if (resp_) {
+    resp_->reset(snap_->config.limits);  // the last exchange's parser, with its memory
+  } else {
+    resp_.emplace(http::Parser::Kind::response, snap_->config.limits);
+  }
   if (!head.has_body && !finish_request_without_body()) {
     client_keep_alive_ = false;
   }

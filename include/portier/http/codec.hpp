@@ -56,6 +56,10 @@ class Parser {
   Parser(Parser&&) noexcept;
   Parser& operator=(Parser&&) noexcept;
 
+  // Back to the state of a new parser of the same kind (whatever happened: failed, upgraded,
+  // finished), keeping the memory it grew: a response parser serves one exchange after another.
+  void reset(Limits limits);
+
   // Parses as much of `data` as it can. It stops early (consumed < size) after a complete head and
   // after a complete message, so the caller can act before parsing on; call feed() again with the
   // rest (see the stop sequence above). Body bytes seen by this call are in body_chunks() (views
@@ -102,6 +106,13 @@ class Parser {
   struct State;
 
  private:
+  void start(State& s);  // llhttp and the raw scan at the first message
+  // The fields of the last message become spares for the next one (a message starts with no
+  // fields): a new field takes a spare's strings with the memory they grew, so a keep-alive
+  // connection stops allocating for its header fields after its first messages.
+  void recycle(Headers& h) noexcept;
+  Header recycled_field() noexcept;
+
   Kind kind_;
   Limits limits_;
   std::unique_ptr<State> state_;
@@ -109,6 +120,8 @@ class Parser {
   ResponseHead response_;
   Headers trailers_;
   std::vector<std::string_view> body_chunks_;
+  std::vector<Header> spare_;   // see recycle()
+  std::size_t spare_next_ = 0;  // spares before this one were taken
   bool head_response_ = false;
   bool connect_response_ = false;
   bool in_message_ = false;

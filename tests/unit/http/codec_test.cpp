@@ -371,7 +371,8 @@ TEST_CASE("malformed requests are rejected as bad_request from the client") {
       {"data after Connection: close", "GET http://h/ HTTP/1.1\r\nConnection: close\r\n\r\nGET http://h/ HTTP/1.1\r\n\r\n"},
   };
   for (const Case& c : cases) {
-    for (std::size_t step : {std::string_view::npos, std::size_t{1}}) {
+    // Whole, and split at every spacing: the raw scan skips through lines, so splits land anywhere.
+    for (std::size_t step : {std::string_view::npos, std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{7}}) {
       CAPTURE(c.name);
       CAPTURE(step);
       Error e = request_error(c.in, {}, step);
@@ -764,3 +765,45 @@ TEST_CASE("a moved parser carries on where it was") {
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("reset() makes a used parser new again: after a failure, an upgrade, finish() and half a message") {
+  Limits small;
+  small.max_header_bytes = 64;
+  Parser p(Parser::Kind::response);
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: y\r\n\r\nhi";
+  auto check_fresh = [&](Limits limits) {
+    p.reset(limits);
+    CHECK_FALSE(p.in_message());
+    CHECK(p.response().status == 0);
+    CHECK(p.response().headers.empty());
+    Trace t = run_response(p, ok);
+    REQUIRE_FALSE(t.error);
+    CHECK(t.stops == stops({Stop::head, Stop::message_complete}));
+    CHECK(t.body == "hi");
+    CHECK(*p.response().headers.find("X") == "y");
+  };
+
+  REQUIRE_FALSE(p.feed("HTTP/1.1 200 OK\r\nX : a\r\n\r\n"));  // failed
+  check_fresh({});
+  p.expect_connect_response(true);
+  REQUIRE(p.feed("HTTP/1.1 200 Connection established\r\n\r\n")->stop == Stop::upgrade);
+  check_fresh({});
+  REQUIRE(p.feed("HTTP/1.1 200 OK\r\n\r\n")->stop == Stop::head);  // read until close
+  REQUIRE(p.finish());
+  check_fresh({});
+  REQUIRE(p.feed("HTTP/1.1 200 OK\r\nContent-Le")->stop == Stop::need_more);
+  p.expect_head_response(true);
+  check_fresh({});  // the HEAD expectation is gone too: the body of 2 bytes is read
+  // The new limits apply.
+  p.reset(small);
+  auto r = p.feed("HTTP/1.1 200 OK\r\nX: " + std::string(100, 'x') + "\r\n\r\n");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().context.find("header_too_large") != std::string::npos);
+
+  Parser q(Parser::Kind::request);
+  REQUIRE(q.feed("GET http://h/a HTTP/1.1\r\nConnection: close\r\n\r\n")->stop == Stop::head);
+  q.reset({});
+  Trace t = run(q, "GET http://h/b HTTP/1.1\r\nX-B: 2\r\n\r\nGET http://h/c HTTP/1.1\r\n\r\n");
+  REQUIRE_FALSE(t.error);
+  CHECK(q.request().target == "http://h/c");
+}
