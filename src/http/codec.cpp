@@ -1,6 +1,7 @@
 #include "portier/http/codec.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -33,6 +34,13 @@ constexpr bool is_tchar(unsigned char c) noexcept {
       return false;
   }
 }
+
+// is_tchar() as a table: every byte of every field name is checked.
+constexpr auto kTchar = [] {
+  std::array<bool, 256> t{};
+  for (unsigned c = 0; c < 256; ++c) t[c] = is_tchar(static_cast<unsigned char>(c));
+  return t;
+}();
 
 void reset_head(RequestHead& h) noexcept {
   h.method.clear();
@@ -246,7 +254,7 @@ struct Parser::State {
     const std::string& name = s.fields->fields().back().name;
     if (name.empty()) return s.reject(errc::bad_request, "empty header field name");
     for (char c : name) {
-      if (!is_tchar(static_cast<unsigned char>(c))) {
+      if (!kTchar[static_cast<unsigned char>(c)]) {
         return s.reject(errc::bad_request, "invalid character in header field name \"" + name + "\"");
       }
     }

@@ -5,8 +5,6 @@
 namespace portier::http {
 namespace {
 
-constexpr char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c; }
-
 constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
 
 std::string_view trim_ows(std::string_view s) noexcept {
@@ -28,14 +26,6 @@ bool list_has_token(std::string_view list, std::string_view token) noexcept {
 }
 
 }  // namespace
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 void Headers::add(std::string_view name, std::string_view value) {
   fields_.push_back(Header{std::string(name), std::string(value)});

@@ -66,6 +66,21 @@ std::string format_request_id(std::uint64_t id) {
   return buf;
 }
 
+void AccessRecord::reset() noexcept {
+  start = {};
+  request_id = 0;
+  connection = 0;
+  status = 0;
+  bytes_up = 0;
+  bytes_down = 0;
+  duration_ms = 0;
+  connect_ms = -1;
+  connect_us = -1;
+  for (std::string* f : {&listener, &client, &method, &target, &path, &decision, &upstream, &error, &rule, &entry,
+                         &user, &groups, &sni, &region, &exit, &chain, &session, &route, &backend})
+    f->clear();
+}
+
 std::string to_json(const AccessRecord& r) {
   std::string out;
   out.reserve(320);

@@ -46,7 +46,7 @@ net::awaitable<bool> Session::handle_connect() {
     finish_record();
     co_return false;
   }
-  up_.emplace(std::move(opened->conn));
+  up_ = std::make_unique<net::Connected>(std::move(opened->conn));
   rec_.upstream = net::endpoint_string(up_->peer);
 
   // Bytes the target sent before we answered (through a parent, behind its 200) follow our 200.

@@ -98,7 +98,8 @@ net::awaitable<bool> Session::handle_forward() {
   // What goes to the origin: origin-form, or absolute-form when the exit ends at an http parent.
   const http::ForwardOptions fopt = forward_options();
   http::prepare_origin_request(head, *url, fopt);
-  std::string head_bytes;
+  std::string& head_bytes = upstream_head_;  // its memory serves request after request
+  head_bytes.clear();
   http::write_request_head(head_bytes, head.method, head.target, head.headers);
   std::string parent_head_bytes;  // built when an exit needs it
   auto head_for = [&](const ExitState& exit, upstream::PathEnd end) -> const std::string& {
@@ -135,7 +136,7 @@ net::awaitable<bool> Session::handle_forward() {
     upstream::PathEnd end = path_end(*exit->exit, true);
     std::string key = pool_key(*exit->exit, end);
     if (auto idle = ctx_.pool.acquire(key)) {
-      up_.emplace(std::move(*idle));
+      up_ = std::move(idle);
       reused = true;
       rec_.region = exit->region->config->name;
       rec_.exit = exit->exit->config->name;
@@ -152,7 +153,7 @@ net::awaitable<bool> Session::handle_forward() {
       // open_upstream may have moved to another exit.
       end = path_end(*exit->exit, true);
       key = pool_key(*exit->exit, end);
-      up_.emplace(std::move(opened->conn));
+      up_ = std::make_unique<net::Connected>(std::move(opened->conn));
       if (!opened->leftover.empty()) {
         // An origin does not speak before the request: bytes behind the parent's 200 are garbage.
         co_await answer_error(Error{errc::upstream_bad_response, Side::upstream,
@@ -185,7 +186,7 @@ net::awaitable<bool> Session::handle_forward() {
 // (never with a null key: a connection found dead), closed otherwise. The response parser stays
 // for the next exchange, which resets it.
 void Session::end_exchange(const std::string* pool_key) {
-  if (pool_key != nullptr && upstream_reusable_ && up_) ctx_.pool.release(*pool_key, std::move(*up_));
+  if (pool_key != nullptr && upstream_reusable_ && up_) ctx_.pool.release(*pool_key, std::move(up_));
   up_.reset();
   ubuf_.consume(ubuf_.size());
   ubuf_.release_if_empty();

@@ -179,7 +179,8 @@ net::awaitable<bool> Session::handle_reverse() {
   std::array<const BackendRuntime*, 2> tried{};
   std::size_t tries = 0;
   std::optional<Error> connect_error;
-  std::string head_bytes;
+  std::string& head_bytes = upstream_head_;  // its memory serves request after request
+  head_bytes.clear();
   for (;;) {
     const auto now = net::Clock::now();
     const BackendRuntime* backend = choose_backend(pool, hash_key, std::span(tried.data(), tries), now);
@@ -210,7 +211,7 @@ net::awaitable<bool> Session::handle_reverse() {
     bool reused = false;
     if (!upgrade) {
       if (auto idle = ctx_.pool.acquire(backend->pool_key)) {
-        up_.emplace(std::move(*idle));
+        up_ = std::move(idle);
         reused = true;
         rec_.connect_ms = 0;
       }
@@ -234,7 +235,7 @@ net::awaitable<bool> Session::handle_reverse() {
       }
       backend->health->succeeded();
       record_connect_time(started);
-      up_.emplace(std::move(opened->conn));
+      up_ = std::make_unique<net::Connected>(std::move(opened->conn));
     }
     rec_.upstream = net::endpoint_string(up_->peer);
     active_exit_ = ActiveExit(backend->health);  // least_conn counts it until the record is written

@@ -579,7 +579,7 @@ net::awaitable<void> Session::answer_error(const Error& e, bool keep_alive) {
 // ---- the access record -----------------------------------------------------------------------------
 
 void Session::begin_record() {
-  rec_ = observe::AccessRecord{};
+  rec_.reset();
   head_request_ = false;
   rec_.start = std::chrono::system_clock::now();
   started_ = net::Clock::now();

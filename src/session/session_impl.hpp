@@ -159,10 +159,11 @@ class Session {
 
   http::Parser req_;
   Buffer cbuf_;
-  std::optional<net::Connected> up_;
+  std::unique_ptr<net::Connected> up_;  // boxed: the pool and the session pass it by pointer
   std::optional<http::Parser> resp_;
   Buffer ubuf_;
-  std::string out_;  // serialized heads
+  std::string out_;            // serialized heads for the client
+  std::string upstream_head_;  // the request head for the upstream (kept for a retry); reused per request
 
   observe::AccessRecord rec_;
   Identity identity_;

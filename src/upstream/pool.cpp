@@ -17,12 +17,12 @@ bool OriginPool::still_open(net::tcp::socket& s) noexcept {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-std::optional<net::Connected> OriginPool::acquire(const std::string& key) {
+std::unique_ptr<net::Connected> OriginPool::acquire(const std::string& key) {
   auto it = idle_.find(key);
-  if (it == idle_.end()) return std::nullopt;
+  if (it == idle_.end()) return nullptr;
   auto& q = it->second;
   auto now = net::Clock::now();
-  std::optional<net::Connected> out;
+  std::unique_ptr<net::Connected> out;
   while (!q.empty()) {
     Entry e = std::move(q.back());  // most recently used first: warmest, least likely closed
     q.pop_back();
@@ -31,8 +31,8 @@ std::optional<net::Connected> OriginPool::acquire(const std::string& key) {
     // request): origins do not close that fast, and a request without a body that finds it closed
     // anyway is retried once on a fresh connection.
     const auto idle_for = now - e.since;
-    if (idle_for < limits_.idle && (idle_for < kTrustedIdle || still_open(e.conn.stream.socket()))) {
-      out.emplace(std::move(e.conn));
+    if (idle_for < limits_.idle && (idle_for < kTrustedIdle || still_open(e.conn->stream.socket()))) {
+      out = std::move(e.conn);
       break;
     }
   }
@@ -40,7 +40,7 @@ std::optional<net::Connected> OriginPool::acquire(const std::string& key) {
   return out;
 }
 
-void OriginPool::release(const std::string& key, net::Connected conn) {
+void OriginPool::release(const std::string& key, std::unique_ptr<net::Connected> conn) {
   if (limits_.max_idle_per_host == 0 || limits_.max_idle_total == 0) return;
   auto& q = idle_[key];
   if (q.size() >= limits_.max_idle_per_host) {

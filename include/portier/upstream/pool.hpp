@@ -3,6 +3,7 @@
 // its thread), so there is no lock: bounded per origin and in total, oldest evicted first.
 #include <cstddef>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -23,9 +24,10 @@ class OriginPool {
 
   void set_limits(const PoolLimits& l) noexcept { limits_ = l; }
   // An idle connection to `key` that is still open (the origin has not closed or written), or nothing.
-  std::optional<net::Connected> acquire(const std::string& key);
+  // Connections are boxed so that taking and giving one back moves a pointer, not a socket.
+  std::unique_ptr<net::Connected> acquire(const std::string& key);
   // Keeps a connection whose last response completed cleanly, within the limits.
-  void release(const std::string& key, net::Connected conn);
+  void release(const std::string& key, std::unique_ptr<net::Connected> conn);
   // Drops connections idle for longer than the limit.
   void sweep();
   // Closes everything (shutdown).
@@ -34,7 +36,7 @@ class OriginPool {
 
  private:
   struct Entry {
-    net::Connected conn;
+    std::unique_ptr<net::Connected> conn;
     net::Clock::time_point since;
   };
   static bool still_open(net::tcp::socket& s) noexcept;
