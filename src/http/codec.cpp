@@ -196,11 +196,11 @@ struct Parser::State {
     s.upgrading = false;
     if (s.is_request()) {
       reset_head(P.request_);
-      P.recycle(P.request_.headers);
+      P.request_.headers.clear();
       s.fields = &P.request_.headers;
     } else {
       reset_head(P.response_);
-      P.recycle(P.response_.headers);
+      P.response_.headers.clear();
       s.fields = &P.response_.headers;
     }
     P.trailers_.clear();
@@ -240,10 +240,10 @@ struct Parser::State {
       if (++s.field_count > max) {
         return s.reject(errc::too_many_headers, "more than " + std::to_string(max) + " header fields");
       }
-      s.fields->fields().push_back(s.self->recycled_field());
+      s.fields->add_empty();
       s.field_open = true;
     }
-    s.fields->fields().back().name.append(at, len);
+    s.fields->back().name.append(at, len);
     return 0;
   }
 
@@ -251,7 +251,7 @@ struct Parser::State {
     State& s = of(p);
     if (!s.field_open) return s.reject(errc::bad_request, "empty header field name");
     s.field_open = false;
-    const std::string& name = s.fields->fields().back().name;
+    const std::string& name = s.fields->back().name;
     if (name.empty()) return s.reject(errc::bad_request, "empty header field name");
     for (char c : name) {
       if (!kTchar[static_cast<unsigned char>(c)]) {
@@ -263,7 +263,7 @@ struct Parser::State {
 
   static int on_header_value(llhttp_t* p, const char* at, std::size_t len) {
     State& s = of(p);
-    auto& f = s.fields->fields();
+    Headers& f = *s.fields;
     if (f.empty()) return s.reject(errc::bad_request, "header value without a name");
     f.back().value.append(at, len);
     return 0;
@@ -271,7 +271,7 @@ struct Parser::State {
 
   static int on_header_value_complete(llhttp_t* p) {
     State& s = of(p);
-    auto& f = s.fields->fields();
+    Headers& f = *s.fields;
     if (f.empty()) return s.reject(errc::bad_request, "header value without a name");
     std::string& v = f.back().value;
     while (!v.empty() && is_ows(v.back())) v.pop_back();
@@ -401,8 +401,7 @@ struct Parser::State {
 Parser::Parser(Kind kind, Limits limits) : kind_(kind), limits_(limits), state_(std::make_unique<State>()) {
   State& s = *state_;
   start(s);
-  (kind == Kind::request ? request_.headers : response_.headers).fields().reserve(24);
-  spare_.reserve(24);  // the two vectors trade places at each message (recycle())
+  (kind == Kind::request ? request_.headers : response_.headers).reserve(24);
   body_chunks_.reserve(4);
 }
 
@@ -420,8 +419,8 @@ void Parser::reset(Limits limits) {
   start(*state_);
   reset_head(request_);
   reset_head(response_);
-  recycle(request_.headers);
-  recycle(response_.headers);
+  request_.headers.clear();
+  response_.headers.clear();
   trailers_.clear();
   body_chunks_.clear();
   head_response_ = false;
@@ -431,20 +430,6 @@ void Parser::reset(Limits limits) {
 
 Parser::~Parser() = default;
 
-void Parser::recycle(Headers& h) noexcept {
-  spare_.clear();  // what the last message left unused
-  spare_.swap(h.fields());
-  spare_next_ = 0;
-}
-
-Header Parser::recycled_field() noexcept {
-  if (spare_next_ == spare_.size()) return Header{};
-  Header f = std::move(spare_[spare_next_++]);
-  f.name.clear();
-  f.value.clear();
-  return f;
-}
-
 Parser::Parser(Parser&& other) noexcept
     : kind_(other.kind_),
       limits_(other.limits_),
@@ -453,8 +438,6 @@ Parser::Parser(Parser&& other) noexcept
       response_(std::move(other.response_)),
       trailers_(std::move(other.trailers_)),
       body_chunks_(std::move(other.body_chunks_)),
-      spare_(std::move(other.spare_)),
-      spare_next_(other.spare_next_),
       head_response_(other.head_response_),
       connect_response_(other.connect_response_),
       in_message_(other.in_message_) {
@@ -475,8 +458,6 @@ Parser& Parser::operator=(Parser&& other) noexcept {
   response_ = std::move(other.response_);
   trailers_ = std::move(other.trailers_);
   body_chunks_ = std::move(other.body_chunks_);
-  spare_ = std::move(other.spare_);
-  spare_next_ = other.spare_next_;
   head_response_ = other.head_response_;
   connect_response_ = other.connect_response_;
   in_message_ = other.in_message_;

@@ -27,55 +27,72 @@ bool list_has_token(std::string_view list, std::string_view token) noexcept {
 
 }  // namespace
 
+Header& Headers::add_empty() {
+  if (size_ == slots_.size()) {
+    slots_.emplace_back();
+  } else {
+    slots_[size_].name.clear();
+    slots_[size_].value.clear();
+  }
+  return slots_[size_++];
+}
+
 void Headers::add(std::string_view name, std::string_view value) {
-  fields_.push_back(Header{std::string(name), std::string(value)});
+  Header& h = add_empty();
+  h.name.assign(name);
+  h.value.assign(value);
+}
+
+void Headers::add_first(std::string_view name, std::string_view value) {
+  add(name, value);
+  // Rotate the new field to the front by swapping strings: no copies, no allocation.
+  for (std::size_t i = size_ - 1; i > 0; --i) {
+    slots_[i].name.swap(slots_[i - 1].name);
+    slots_[i].value.swap(slots_[i - 1].value);
+  }
 }
 
 void Headers::set(std::string_view name, std::string_view value) {
-  auto it = std::find_if(fields_.begin(), fields_.end(), [&](const Header& h) { return iequals(h.name, name); });
-  if (it == fields_.end()) {
+  Header* first = std::find_if(begin(), end(), [&](const Header& h) { return iequals(h.name, name); });
+  if (first == end()) {
     add(name, value);
     return;
   }
   // The first occurrence keeps its position (with the new spelling); the others go.
-  it->name.assign(name);
-  it->value.assign(value);
-  const auto first = it - fields_.begin();
-  fields_.erase(std::remove_if(fields_.begin() + first + 1, fields_.end(),
-                               [&](const Header& h) { return iequals(h.name, name); }),
-                fields_.end());
+  first->name.assign(name);
+  first->value.assign(value);
+  const Header* keep = first;
+  remove_if([&](const Header& h) { return &h != keep && iequals(h.name, name); });
 }
 
 const std::string* Headers::find(std::string_view name) const noexcept {
-  for (const Header& h : fields_) {
+  for (const Header& h : *this) {
     if (iequals(h.name, name)) return &h.value;
   }
   return nullptr;
 }
 
 std::size_t Headers::remove(std::string_view name) {
-  const std::size_t before = fields_.size();
-  fields_.erase(std::remove_if(fields_.begin(), fields_.end(), [&](const Header& h) { return iequals(h.name, name); }),
-                fields_.end());
-  return before - fields_.size();
+  return remove_if([&](const Header& h) { return iequals(h.name, name); });
 }
 
 bool Headers::has_token(std::string_view name, std::string_view token) const noexcept {
   if (token.empty()) return false;
-  for (const Header& h : fields_) {
+  for (const Header& h : *this) {
     if (iequals(h.name, name) && list_has_token(h.value, token)) return true;
   }
   return false;
 }
 
 void Headers::append_to_list(std::string_view name, std::string_view value) {
-  for (auto it = fields_.rbegin(); it != fields_.rend(); ++it) {
-    if (iequals(it->name, name)) {
-      if (trim_ows(it->value).empty()) {
-        it->value.assign(value);
+  for (std::size_t i = size_; i-- > 0;) {
+    Header& h = slots_[i];
+    if (iequals(h.name, name)) {
+      if (trim_ows(h.value).empty()) {
+        h.value.assign(value);
       } else {
-        it->value.append(", ");
-        it->value.append(value);
+        h.value.append(", ");
+        h.value.append(value);
       }
       return;
     }

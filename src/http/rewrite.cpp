@@ -77,16 +77,13 @@ void strip_hop_by_hop(Headers& h) {
       list.remove_prefix(comma + 1);
     }
   }
-  auto& f = h.fields();
-  f.erase(std::remove_if(f.begin(), f.end(),
-                         [&](const Header& x) {
-                           if (is_hop_by_hop(x.name)) return true;
-                           for (const std::string& n : named) {
-                             if (iequals(x.name, n)) return true;
-                           }
-                           return false;
-                         }),
-          f.end());
+  h.remove_if([&](const Header& x) {
+    if (is_hop_by_hop(x.name)) return true;
+    for (const std::string& n : named) {
+      if (iequals(x.name, n)) return true;
+    }
+    return false;
+  });
 }
 
 void prepare_origin_request(RequestHead& head, const AbsoluteUrl& url, const ForwardOptions& opt) {
@@ -112,8 +109,7 @@ void prepare_origin_request(RequestHead& head, const AbsoluteUrl& url, const For
   if (head.headers.contains("Host")) {
     head.headers.set("Host", host);
   } else {
-    auto& f = head.headers.fields();
-    f.insert(f.begin(), Header{"Host", std::move(host)});
+    head.headers.add_first("Host", host);
   }
 
   if (!opt.via.empty()) head.headers.append_to_list("Via", opt.via);

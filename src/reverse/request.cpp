@@ -141,43 +141,56 @@ bool is_forwarding_field(std::string_view name) noexcept {
   }
 }
 
+// Appends this hop's Forwarded element: for=...;proto=...[;host=...].
+void append_forwarded_element(std::string& out, const ForwardedFacts& f) {
+  out += "for=";
+  if (f.client_ip.find(':') != std::string_view::npos) {  // IPv6: quoted, in brackets
+    out += "\"[";
+    out += f.client_ip;
+    out += "]\"";
+  } else {
+    out += f.client_ip;
+  }
+  out += ";proto=";
+  out += f.proto;
+  if (!f.host.empty()) {
+    out += ";host=";
+    append_value(out, f.host);
+  }
+}
+
 }  // namespace
 
 void apply_forwarded(http::Headers& h, const ForwardedFacts& f) {
-  std::string element;
-  element.reserve(32 + f.client_ip.size() + f.proto.size() + f.host.size());
-  element += "for=";
-  if (f.client_ip.find(':') != std::string_view::npos) {  // IPv6: quoted, in brackets
-    element += "\"[";
-    element += f.client_ip;
-    element += "]\"";
-  } else {
-    element += f.client_ip;
-  }
-  element += ";proto=";
-  element += f.proto;
-  if (!f.host.empty()) {
-    element += ";host=";
-    append_value(element, f.host);
-  }
-
   if (f.trusted) {
     h.append_to_list("X-Forwarded-For", f.client_ip);
     if (!h.contains("X-Forwarded-Proto")) h.add("X-Forwarded-Proto", f.proto);
     if (!h.contains("X-Forwarded-Host") && !f.host.empty()) h.add("X-Forwarded-Host", f.host);
-    h.append_to_list("Forwarded", element);
+    // Like append_to_list("Forwarded", element), with the element written in place.
+    http::Header* last = nullptr;
+    for (http::Header& x : h) {
+      if (http::iequals(x.name, "Forwarded")) last = &x;
+    }
+    if (last == nullptr) {
+      last = &h.add_empty();
+      last->name = "Forwarded";
+    } else if (last->value.find_first_not_of(" \t") == std::string::npos) {
+      last->value.clear();
+    } else {
+      last->value += ", ";
+    }
+    append_forwarded_element(last->value, f);
     return;
   }
   // Untrusted: one pass drops whatever the client claimed, then ours are added (a request pays
   // this on every reverse hop, and four set() calls would walk the fields eight times).
-  auto& fields = h.fields();
-  fields.erase(std::remove_if(fields.begin(), fields.end(),
-                              [](const http::Header& x) { return is_forwarding_field(x.name); }),
-               fields.end());
+  h.remove_if([](const http::Header& x) { return is_forwarding_field(x.name); });
   h.add("X-Forwarded-For", f.client_ip);
   h.add("X-Forwarded-Proto", f.proto);
   if (!f.host.empty()) h.add("X-Forwarded-Host", f.host);
-  fields.push_back(http::Header{"Forwarded", std::move(element)});
+  http::Header& fwd = h.add_empty();
+  fwd.name = "Forwarded";
+  append_forwarded_element(fwd.value, f);
 }
 
 std::optional<std::string> websocket_upgrade(const http::Headers& h) {

@@ -107,11 +107,6 @@ class Parser {
 
  private:
   void start(State& s);  // llhttp and the raw scan at the first message
-  // The fields of the last message become spares for the next one (a message starts with no
-  // fields): a new field takes a spare's strings with the memory they grew, so a keep-alive
-  // connection stops allocating for its header fields after its first messages.
-  void recycle(Headers& h) noexcept;
-  Header recycled_field() noexcept;
 
   Kind kind_;
   Limits limits_;
@@ -120,8 +115,6 @@ class Parser {
   ResponseHead response_;
   Headers trailers_;
   std::vector<std::string_view> body_chunks_;
-  std::vector<Header> spare_;   // see recycle()
-  std::size_t spare_next_ = 0;  // spares before this one were taken
   bool head_response_ = false;
   bool connect_response_ = false;
   bool in_message_ = false;

@@ -104,8 +104,8 @@ TEST_CASE("an absolute-form GET yields its head, then completes with no body") {
   CHECK_FALSE(h.chunked);
   CHECK_FALSE(h.content_length.has_value());
   REQUIRE(h.headers.size() == 2);
-  CHECK(h.headers.fields()[0].name == "Host");
-  CHECK(h.headers.fields()[0].value == "example.com");
+  CHECK(h.headers[0].name == "Host");
+  CHECK(h.headers[0].value == "example.com");
   CHECK(*h.headers.find("user-agent") == "t");
   CHECK(p.in_message());
 

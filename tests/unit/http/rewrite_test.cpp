@@ -96,7 +96,7 @@ TEST_CASE("prepare_origin_request makes an origin-form request with Host from th
   CHECK(*head.headers.find("Accept") == "*/*");
   CHECK(*head.headers.find("Via") == "1.1 portier");
   CHECK_FALSE(head.headers.contains("X-Forwarded-For"));
-  CHECK(head.headers.fields()[0].name == "Host");
+  CHECK(head.headers[0].name == "Host");
 }
 
 TEST_CASE("the default port is omitted from Host") {
@@ -120,8 +120,8 @@ TEST_CASE("a missing Host is added first") {
   head.headers.add("Accept", "*/*");
   prepare_origin_request(head, url("http://example.com/"), {});
   REQUIRE(head.headers.size() == 3);
-  CHECK(head.headers.fields()[0].name == "Host");
-  CHECK(head.headers.fields()[0].value == "example.com");
+  CHECK(head.headers[0].name == "Host");
+  CHECK(head.headers[0].value == "example.com");
 }
 
 TEST_CASE("Via is appended to an existing Via, and left out when empty") {
