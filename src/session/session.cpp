@@ -1,10 +1,10 @@
 // The per-connection pipeline: read a head -> facts -> policy::decide -> forward | tunnel | answer,
 // and one access record for every request, whatever its outcome.
-#include <sys/socket.h>
 
 #include <algorithm>
-#include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <tuple>
 
 #include "portier/observe/log.hpp"
 #include "portier/policy/block_page.hpp"
@@ -491,29 +491,26 @@ net::awaitable<bool> Session::answer_refusal(const policy::Decision& d, bool bod
   co_return keep;
 }
 
-// Reads what the client sent into cbuf_ (not committed: the caller commits n). Tries at once; when
-// nothing is there, gives an empty buffer's block back and waits for readability holding no
-// memory, so idle keep-alive connections and silent tunnels cost no buffer.
+// Reads what the client sent into cbuf_ (not committed: the caller commits n). With nothing
+// buffered (between requests, or a tunnel's first bytes) the read goes to a small buffer in the
+// session and is copied over: the connection holds no block while it waits, and the wait is a
+// read queued on the socket (one receive that finds nothing, none to re-arm the descriptor).
 net::awaitable<std::pair<std::error_code, std::size_t>> Session::read_client() {
-  if (!client_.plain()) {  // TLS: readable bytes on the socket may not be application data
-    auto [p, cap] = cbuf_.writable();
+  const bool into_block = !cbuf_.empty() || !client_.plain();  // TLS decrypts into the block
+  if (!into_block) cbuf_.release_if_empty();
+  char* to = first_bytes_.data();
+  std::size_t cap = first_bytes_.size();
+  if (into_block) {
+    std::tie(to, cap) = cbuf_.writable();
     if (cap == 0) co_return std::pair{std::error_code(asio::error::no_buffer_space), std::size_t{0}};
-    auto [ec, n] = co_await client_.async_read_some(asio::buffer(p, cap), net::nothrow);
-    if (net::is_eof(ec)) ec = asio::error::eof;
-    co_return std::pair{ec, n};
   }
-  for (;;) {
-    auto [p, cap] = cbuf_.writable();
-    if (cap == 0) co_return std::pair{std::error_code(asio::error::no_buffer_space), std::size_t{0}};
-    ssize_t n = ::recv(client_.socket().native_handle(), p, cap, MSG_DONTWAIT);
-    if (n > 0) co_return std::pair{std::error_code{}, static_cast<std::size_t>(n)};
-    if (n == 0) co_return std::pair{std::error_code(asio::error::eof), std::size_t{0}};
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-      co_return std::pair{std::error_code(errno, std::system_category()), std::size_t{0}};
-    cbuf_.release_if_empty();
-    auto [ec] = co_await client_.socket().async_wait(net::tcp::socket::wait_read, net::nothrow);
-    if (ec) co_return std::pair{ec, std::size_t{0}};
+  auto [ec, n] = co_await client_.async_read_some(asio::buffer(to, cap), net::nothrow);
+  if (net::is_eof(ec)) ec = asio::error::eof;
+  if (!ec && !into_block) {
+    auto [block, room] = cbuf_.writable();  // an empty buffer: room for every byte of first_bytes_
+    std::memcpy(block, to, n);
   }
+  co_return std::pair{ec, n};
 }
 
 // ---- writing -----------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 #pragma once
 // Session internals, shared by session.cpp (the loop, heads, answers), forward.cpp and connect.cpp.
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <optional>
 #include <span>
@@ -159,6 +160,9 @@ class Session {
 
   http::Parser req_;
   Buffer cbuf_;
+  // A request's first bytes land here while cbuf_ holds no block: see read_client(). Sized for a
+  // typical request head (a longer one takes a second read, straight into cbuf_).
+  std::array<char, 1024> first_bytes_;
   std::unique_ptr<net::Connected> up_;  // boxed: the pool and the session pass it by pointer
   std::optional<http::Parser> resp_;
   Buffer ubuf_;
