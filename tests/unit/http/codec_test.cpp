@@ -326,6 +326,7 @@ TEST_CASE("malformed requests are rejected as bad_request from the client") {
       {"tab before the colon", "GET http://h/ HTTP/1.1\r\nHost\t: h\r\n\r\n"},
       {"empty field name", "GET http://h/ HTTP/1.1\r\n: v\r\n\r\n"},
       {"invalid field name character", "GET http://h/ HTTP/1.1\r\nX(y): v\r\n\r\n"},
+      {"space inside a field name", "GET http://h/ HTTP/1.1\r\nX y: v\r\n\r\n"},
       {"Content-Length with Transfer-Encoding",
        "POST http://h/ HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
       {"Transfer-Encoding with Content-Length",
@@ -710,6 +711,7 @@ TEST_CASE("malformed responses are upstream_bad_response blamed on the upstream"
   const std::vector<std::string> cases = {
       "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
       "HTTP/1.1 200 OK\r\nX : a\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX y: a\r\n\r\n",
       "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab",
       "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
