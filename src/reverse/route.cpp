@@ -32,8 +32,7 @@ bool valid_port(std::string_view p) noexcept {
 
 using HostBuffer = std::array<char, kMaxHostBytes + 1>;
 
-// normalize_host without allocating (match() is noexcept and runs per request): the normalized
-// host in `buf`, or empty when the value is empty or malformed.
+// The normalized host in `buf`, or empty when the value is empty or malformed.
 std::string_view normalize_into(std::string_view v, HostBuffer& buf) noexcept {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
@@ -209,10 +208,8 @@ RouteTable::RouteTable(std::vector<Route> routes) : routes_(std::move(routes)) {
 
 const Route* RouteTable::match(std::string_view listener, std::string_view host,
                                std::string_view path) const noexcept {
-  HostBuffer buf;
-  const std::string_view h = normalize_into(host, buf);
   for (const auto& r : routes_) {
-    if (!serves(r, listener) || !host_matches(r.host, h) || !path_under(path, r.path_prefix)) continue;
+    if (!serves(r, listener) || !host_matches(r.host, host) || !path_under(path, r.path_prefix)) continue;
     // Partial match: a regex matches anywhere in the path unless it anchors itself with ^ and $.
     if (r.path_regex && !RE2::PartialMatch(path, *r.path_regex)) continue;
     return &r;

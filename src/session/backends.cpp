@@ -3,6 +3,7 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <vector>
 
 namespace portier::session {
 
@@ -81,17 +82,10 @@ std::vector<std::string> BackendTable::keys() const {
 
 const BackendRuntime* choose_backend(const PoolState& pool, std::string_view hash_key,
                                      std::span<const BackendRuntime* const> tried, net::Clock::time_point now) {
-  // Pools are small; the facts live on the stack up to this many backends.
-  constexpr std::size_t kInline = 32;
-  std::array<reverse::BackendState, kInline> inline_states;
-  std::vector<reverse::BackendState> heap_states;
-  std::span<reverse::BackendState> states;
-  if (pool.backends.size() <= kInline) {
-    states = std::span(inline_states.data(), pool.backends.size());
-  } else {
-    heap_states.resize(pool.backends.size());
-    states = heap_states;
-  }
+  // The facts for pick_backend() go to a per-thread scratch vector: no allocation once it has
+  // grown to the largest pool, and only as many entries to fill as the pool has backends.
+  thread_local std::vector<reverse::BackendState> states;
+  states.resize(pool.backends.size());
   for (std::size_t i = 0; i < pool.backends.size(); ++i) {
     const BackendRuntime& b = pool.backends[i];
     auto& s = states[i];

@@ -38,8 +38,9 @@ class RouteTable {
   explicit RouteTable(std::vector<Route> routes);  // sorts them most specific first
 
   // The most specific route whose conditions hold, or null (the listener answers 404).
-  // `host` is the request's host (Host header or absolute-form authority), any case, with or without
-  // a port or a trailing dot; `path` is the path without the query.
+  // `host` is the request's host (Host header or absolute-form authority) as normalize_host()
+  // returns it (the caller has normalized it once for the log and the rules); `path` is the
+  // path without the query.
   const Route* match(std::string_view listener, std::string_view host, std::string_view path) const noexcept;
 
   const std::vector<Route>& routes() const noexcept { return routes_; }

@@ -41,7 +41,7 @@ std::vector<std::string> ids(const RouteTable& t) {
 
 // The id of the matching route, or "404".
 std::string hit(const RouteTable& t, std::string_view host, std::string_view path, std::string_view listener = "site") {
-  const Route* r = t.match(listener, host, path);
+  const Route* r = t.match(listener, portier::reverse::normalize_host(host), path);
   return r ? r->id : "404";
 }
 
