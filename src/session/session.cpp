@@ -493,10 +493,12 @@ net::awaitable<bool> Session::answer_refusal(const policy::Decision& d, bool bod
 
 // Reads what the client sent into cbuf_ (not committed: the caller commits n). With nothing
 // buffered (between requests, or a tunnel's first bytes) the read goes to a small buffer in the
-// session and is copied over: the connection holds no block while it waits, and the wait is a
-// read queued on the socket (one receive that finds nothing, none to re-arm the descriptor).
+// session and is copied over: the connection holds no block while it waits, and on a plain
+// socket the wait is a read queued on the socket (one receive that finds nothing, none to re-arm
+// the descriptor). Over TLS, what a record holds beyond the small buffer stays in OpenSSL for
+// the next read, which needs no wait.
 net::awaitable<std::pair<std::error_code, std::size_t>> Session::read_client() {
-  const bool into_block = !cbuf_.empty() || !client_.plain();  // TLS decrypts into the block
+  const bool into_block = !cbuf_.empty();
   if (!into_block) cbuf_.release_if_empty();
   char* to = first_bytes_.data();
   std::size_t cap = first_bytes_.size();
