@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "header_text.hpp"
+
 using portier::http::AbsoluteUrl;
 using portier::http::ForwardOptions;
 using portier::http::Headers;
@@ -25,12 +27,6 @@ AbsoluteUrl url(const char* text) {
   auto u = parse_absolute_url(text);
   REQUIRE_MESSAGE(u.has_value(), text);
   return *u;
-}
-
-std::string serialize(const Headers& h) {
-  std::string out;
-  for (const auto& f : h) out += f.name + ": " + f.value + "\n";
-  return out;
 }
 
 }  // namespace
@@ -55,7 +51,7 @@ TEST_CASE("strip_hop_by_hop removes the fixed set and the fields Connection name
   h.add("Transfer-Encoding", "chunked");
   h.add("Content-Length", "0");
   strip_hop_by_hop(h);
-  CHECK(serialize(h) == "Host: h\nX-Keep: 3\nTransfer-Encoding: chunked\nContent-Length: 0\n");
+  CHECK(portier::http::test::header_text(h) == "Host: h\nX-Keep: 3\nTransfer-Encoding: chunked\nContent-Length: 0\n");
 }
 
 TEST_CASE("Connection cannot make the proxy drop framing or Host") {
