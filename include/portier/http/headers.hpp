@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace portier::http {
@@ -42,8 +43,13 @@ class Headers {
     }
     return *this;
   }
-  Headers(Headers&&) noexcept = default;
-  Headers& operator=(Headers&&) noexcept = default;
+  // A moved-from Headers is empty (the defaults would leave size_ pointing past its slots).
+  Headers(Headers&& o) noexcept : slots_(std::move(o.slots_)), size_(std::exchange(o.size_, 0)) {}
+  Headers& operator=(Headers&& o) noexcept {
+    slots_ = std::move(o.slots_);
+    size_ = std::exchange(o.size_, 0);
+    return *this;
+  }
 
   void add(std::string_view name, std::string_view value);
   // A new last field with empty name and value, for a caller that fills it in place.

@@ -124,6 +124,13 @@ TEST_CASE("a copy has the fields only, and assignment replaces them") {
   CHECK(header_text(other) == "A: 1\nC: 3\n");
   Headers moved(std::move(other));
   CHECK(header_text(moved) == "A: 1\nC: 3\n");
+  CHECK(other.empty());  // NOLINT(bugprone-use-after-move): a moved-from Headers is empty, not broken
+  other.add("N", "1");
+  CHECK(header_text(other) == "N: 1\n");
+  Headers assigned;
+  assigned = std::move(moved);
+  CHECK(header_text(assigned) == "A: 1\nC: 3\n");
+  CHECK(moved.empty());  // NOLINT(bugprone-use-after-move)
 }
 
 }  // TEST_SUITE
