@@ -126,7 +126,8 @@ net::awaitable<Result<std::string>> Session::read_client_hello() {
   deadline_.arm(net::Phase::client_hello, cbuf_.empty() ? snap_->config.policy.sni_wait : timeouts().header);
   while (status == http::HelloStatus::need_more) {
     const bool started = !cbuf_.empty();
-    auto [ec, n] = co_await read_client();
+    auto [read_ec, read_n] = co_await client_read_op();
+    auto [ec, n] = client_read_result(read_ec, read_n);
     if (ec == asio::error::no_buffer_space) break;
     if (ec) {
       if (ec == asio::error::operation_aborted && deadline_.expired() == net::Phase::client_hello) {

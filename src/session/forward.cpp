@@ -223,7 +223,8 @@ net::awaitable<Session::Exchange> Session::exchange(const std::string& head_byte
   }
 
   deadline_.arm(net::Phase::upstream_write, response_timeout_);
-  auto wrote = co_await write_upstream(head_bytes);
+  auto [write_ec, written] = co_await upstream_write_op(head_bytes);
+  auto wrote = upstream_write_result(write_ec);
   Result<void> outcome = Result<void>{};
   if (!wrote) {
     outcome = wrote;
@@ -270,7 +271,7 @@ net::awaitable<Result<void>> Session::send_request_body() {
         auto w = co_await write_upstream(raw);
         if (!w) co_return w;
         rec_.bytes_up += raw.size();
-        co_await shape(Shaper::up, raw.size());
+        if (shaper_) co_await shape(Shaper::up, raw.size());  // no coroutine frame when not shaping
       }
       cbuf_.consume(r->consumed);
       if (r->stop == http::Stop::message_complete) {
@@ -401,12 +402,12 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
       body = dechunked;
     }
     if (final_head && (!out_.empty() || !body.empty())) {
-      auto w = co_await write_client(out_, body);
-      if (!w) co_return w;
+      auto [ec, n] = co_await client_write_op(out_, body);
+      if (auto w = client_write_result(ec); !w) co_return w;
       response_head_sent_ = true;
       out_.clear();
       rec_.bytes_down += body.size();
-      co_await shape(Shaper::down, body.size());
+      if (shaper_) co_await shape(Shaper::down, body.size());  // no coroutine frame when not shaping
     }
     ubuf_.consume(consumed);
     if (r->stop == http::Stop::message_complete) {

@@ -241,7 +241,8 @@ net::awaitable<Result<Session::HeadResult>> Session::read_request_head() {
     }
     if (stopping_ && !started) co_return HeadResult::closed;
     idle_ = !started;
-    auto [ec, n] = co_await read_client();
+    auto [read_ec, read_n] = co_await client_read_op();
+    auto [ec, n] = client_read_result(read_ec, read_n);
     idle_ = false;
     if (ec) {
       if (ec == asio::error::operation_aborted && deadline_.expired() == net::Phase::request_head && started) {
@@ -491,54 +492,78 @@ net::awaitable<bool> Session::answer_refusal(const policy::Decision& d, bool bod
   co_return keep;
 }
 
-// Reads what the client sent into cbuf_ (not committed: the caller commits n). With nothing
-// buffered (between requests, or a tunnel's first bytes) the read goes to a small buffer in the
-// session and is copied over: the connection holds no block while it waits, and on a plain
-// socket the wait is a read queued on the socket (one receive that finds nothing, none to re-arm
-// the descriptor). Over TLS, what a record holds beyond the small buffer stays in OpenSSL for
-// the next read, which needs no wait.
-net::awaitable<std::pair<std::error_code, std::size_t>> Session::read_client() {
-  const bool into_block = !cbuf_.empty();
-  if (!into_block) cbuf_.release_if_empty();
+// Reads what the client sent into cbuf_ (not committed: the caller commits n), in two halves so
+// that the read of every request costs no coroutine frame: await client_read_op(), then pass what
+// it gave to client_read_result(). With nothing buffered (between requests, or a tunnel's first
+// bytes) the read goes to a small buffer in the session and is copied over: the connection holds
+// no block while it waits, and on a plain socket the wait is a read queued on the socket (one
+// receive that finds nothing, none to re-arm the descriptor). Over TLS, what a record holds beyond
+// the small buffer stays in OpenSSL for the next read, which needs no wait.
+net::awaitable<std::tuple<std::error_code, std::size_t>> Session::client_read_op() {
+  read_into_first_bytes_ = cbuf_.empty();
   char* to = first_bytes_.data();
   std::size_t cap = first_bytes_.size();
-  if (into_block) {
+  if (read_into_first_bytes_) {
+    cbuf_.release_if_empty();
+  } else {
     std::tie(to, cap) = cbuf_.writable();
-    if (cap == 0) co_return std::pair{std::error_code(asio::error::no_buffer_space), std::size_t{0}};
+    // Full: an empty read of the socket itself completes at once with nothing (no TLS call).
+    if (cap == 0) return client_.socket().async_read_some(asio::mutable_buffer(), net::nothrow);
   }
-  auto [ec, n] = co_await client_.async_read_some(asio::buffer(to, cap), net::nothrow);
+  return client_.async_read_some(asio::buffer(to, cap), net::nothrow);
+}
+
+std::pair<std::error_code, std::size_t> Session::client_read_result(std::error_code ec, std::size_t n) {
   if (net::is_eof(ec)) ec = asio::error::eof;
-  if (!ec && !into_block) {
-    auto [block, room] = cbuf_.writable();  // an empty buffer: room for every byte of first_bytes_
-    std::memcpy(block, to, n);
+  if (ec) return {ec, 0};
+  if (!read_into_first_bytes_) {
+    if (n == 0) return {asio::error::no_buffer_space, 0};  // the read had no room
+    return {ec, n};
   }
-  co_return std::pair{ec, n};
+  auto [block, room] = cbuf_.writable();  // an empty buffer: room for every byte of first_bytes_
+  std::memcpy(block, first_bytes_.data(), n);
+  return {ec, n};
 }
 
 // ---- writing -----------------------------------------------------------------------------------------
 
 net::awaitable<Result<void>> Session::write_client(std::string_view a, std::string_view b) {
   if (aborted_) co_return Error{errc::shutting_down, Side::internal, "shutdown grace period over"};
-  deadline_.arm(net::Phase::client_write, timeouts().response);
-  std::array<asio::const_buffer, 2> bufs{asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size())};
-  auto [ec, n] = co_await asio::async_write(client_, bufs, net::nothrow);
-  if (ec) {
-    if (ec == asio::error::operation_aborted && deadline_.expired() != net::Phase::none)
-      co_return Error{errc::request_timeout, Side::downstream, "the client did not read in time"};
-    co_return Error{errc::client_closed, Side::downstream, ec.message()};
-  }
-  co_return Result<void>{};
+  auto [ec, n] = co_await client_write_op(a, b);
+  co_return client_write_result(ec);
+}
+
+net::awaitable<std::tuple<std::error_code, std::size_t>> Session::client_write_op(std::string_view a,
+                                                                                 std::string_view b) {
+  if (!aborted_) deadline_.arm(net::Phase::client_write, timeouts().response);  // after abort: its deadline
+  const std::array<asio::const_buffer, 2> bufs{asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size())};
+  return asio::async_write(client_, bufs, net::nothrow);
+}
+
+Result<void> Session::client_write_result(std::error_code ec) const {
+  if (aborted_) return Error{errc::shutting_down, Side::internal, "shutdown grace period over"};
+  if (!ec) return Result<void>{};
+  if (ec == asio::error::operation_aborted && deadline_.expired() != net::Phase::none)
+    return Error{errc::request_timeout, Side::downstream, "the client did not read in time"};
+  return Error{errc::client_closed, Side::downstream, ec.message()};
 }
 
 net::awaitable<Result<void>> Session::write_upstream(std::string_view a, std::string_view b) {
-  std::array<asio::const_buffer, 2> bufs{asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size())};
-  auto [ec, n] = co_await asio::async_write(up_->stream, bufs, net::nothrow);
-  if (ec) {
-    if (ec == asio::error::operation_aborted && deadline_.expired() != net::Phase::none)
-      co_return Error{errc::upstream_timeout, Side::upstream, "the upstream did not read in time"};
-    co_return Error{errc::upstream_closed, Side::upstream, "writing to the upstream: " + ec.message()};
-  }
-  co_return Result<void>{};
+  auto [ec, n] = co_await upstream_write_op(a, b);
+  co_return upstream_write_result(ec);
+}
+
+net::awaitable<std::tuple<std::error_code, std::size_t>> Session::upstream_write_op(std::string_view a,
+                                                                                   std::string_view b) {
+  const std::array<asio::const_buffer, 2> bufs{asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size())};
+  return asio::async_write(up_->stream, bufs, net::nothrow);
+}
+
+Result<void> Session::upstream_write_result(std::error_code ec) const {
+  if (!ec) return Result<void>{};
+  if (ec == asio::error::operation_aborted && deadline_.expired() != net::Phase::none)
+    return Error{errc::upstream_timeout, Side::upstream, "the upstream did not read in time"};
+  return Error{errc::upstream_closed, Side::upstream, "writing to the upstream: " + ec.message()};
 }
 
 net::awaitable<void> Session::answer(int status, std::string_view message, bool keep_alive, http::Headers extra) {
