@@ -131,8 +131,8 @@ net::awaitable<bool> Session::handle_reverse() {
 
   // The same rules as forward mode, on what this listener serves.
   const std::string_view proto = client_.plain() ? "http" : "https";
-  std::string url;
-  url.reserve(proto.size() + 3 + host.size() + path->size() + query.size());
+  std::string& url = facts_url_;  // its memory serves request after request
+  url.clear();
   url.append(proto).append("://").append(host).append(*path).append(query);
   identity_ = Identity{};
   policy::RequestFacts facts = base_facts();

@@ -36,7 +36,8 @@ std::unique_ptr<net::Connected> OriginPool::acquire(const std::string& key) {
       break;
     }
   }
-  if (q.empty()) idle_.erase(it);
+  // An emptied queue stays (sweep() removes it): under load a host's queue empties and refills
+  // all the time, and erasing it would free and rebuild the map node, key and deque each time.
   return out;
 }
 
