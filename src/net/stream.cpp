@@ -1,5 +1,9 @@
 #include "portier/net/stream.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
@@ -16,6 +20,27 @@ tcp::socket& Stream::socket() noexcept {
   if (auto* s = std::get_if<tcp::socket>(&layer_)) return *s;
   if (auto* t = std::get_if<std::unique_ptr<TlsOverTcp>>(&layer_)) return (*t)->socket();
   return std::get<std::unique_ptr<TlsInTls>>(layer_)->inner.socket();
+}
+
+std::size_t detail::recv_now(tcp::socket& socket, asio::mutable_buffer b, std::error_code& ec) noexcept {
+  for (;;) {
+    const ssize_t n = ::recv(socket.native_handle(), b.data(), b.size(), MSG_DONTWAIT);
+    if (n > 0) {
+      ec.clear();
+      return static_cast<std::size_t>(n);
+    }
+    if (n == 0) {
+      ec = b.size() == 0 ? std::error_code() : std::error_code(asio::error::eof);
+      return 0;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      ec = asio::error::would_block;
+    } else {
+      ec = std::error_code(errno, asio::error::get_system_category());
+    }
+    return 0;
+  }
 }
 
 namespace {

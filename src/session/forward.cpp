@@ -308,11 +308,15 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
   bool final_head = false;
   // Read only when the parser asked for more: a head without a body completes on an empty feed.
   bool need_read = ubuf_.empty();
+  bool first_read = true;
   for (;;) {
     if (need_read) {
       auto [p, cap] = ubuf_.writable();
       deadline_.arm(net::Phase::upstream_response, response_timeout_);
-      auto [ec, n] = co_await up_->stream.async_read_some(asio::buffer(p, shaped_cap(cap)), net::nothrow);
+      // The first read answers the request just written: a reply read (net/reply_read.hpp).
+      auto [ec, n] = first_read ? co_await up_->stream.async_read_reply(asio::buffer(p, shaped_cap(cap)), net::nothrow)
+                                : co_await up_->stream.async_read_some(asio::buffer(p, shaped_cap(cap)), net::nothrow);
+      first_read = false;
       if (ec) {
         if (net::is_eof(ec)) {
           auto fin = rp.finish();

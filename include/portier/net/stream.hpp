@@ -19,10 +19,12 @@
 #include <utility>
 #include <variant>
 
+#include <asio/experimental/append.hpp>
 #include <asio/ssl.hpp>
 
 #include "portier/core/error.hpp"
 #include "portier/net/asio.hpp"
+#include "portier/net/reply_read.hpp"
 #include "portier/net/tls_socket.hpp"
 
 namespace portier::net {
@@ -104,6 +106,13 @@ class Stream {
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token);
 
+  // Reads the first bytes of the peer's answer to what was just written to it (an origin's
+  // response to the request): on a plain socket it waits for readiness without trying recv(2)
+  // first when the last read drained the socket. Only where a FIN hidden by that costs nothing;
+  // see reply_read.hpp. On TLS an ordinary read.
+  template <class MutableBuffers, class Token>
+  auto async_read_reply(const MutableBuffers& buffers, Token&& token);
+
   // Puts a TLS client over what this stream carries now and runs the handshake, bounded by
   // `timeout`. Errors: tls_failed (502, Side::upstream) naming `where` and OpenSSL's reason
   // ("certificate verify failed: self-signed certificate"), connect_timeout (504).
@@ -125,7 +134,34 @@ class Stream {
   decltype(auto) on_tls(F&& f);
 
   std::variant<tcp::socket, std::unique_ptr<TlsOverTcp>, std::unique_ptr<TlsInTls>> layer_;
+  // A reply read ran: ordinary reads call recv(2) themselves before waiting (reply_read.hpp).
+  bool recv_first_ = false;
 };
+
+namespace detail {
+
+// recv(2) now, without waiting: bytes, or eof, an error, or would_block when nothing is there.
+std::size_t recv_now(tcp::socket& socket, asio::mutable_buffer b, std::error_code& ec) noexcept;
+
+// An ordinary read after a reply read: what recv(2) returns now, or else a wait for readiness
+// (whose edge nothing can have consumed: the socket was just found empty).
+template <class Token>
+auto async_recv_first(tcp::socket& socket, asio::mutable_buffer b, Token&& token) {
+  return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
+      [&socket, b](auto handler) {
+        std::error_code ec;
+        const std::size_t n = recv_now(socket, b, ec);
+        if (ec == asio::error::would_block) {
+          socket.async_read_some(ReplyBuffer(b), std::move(handler));
+          return;
+        }
+        // Completes through the io_context, never inside the initiating call.
+        asio::post(socket.get_executor(), asio::experimental::append(std::move(handler), ec, n));
+      },
+      token);
+}
+
+}  // namespace detail
 
 struct Stream::TlsInTls {
   TlsInTls(Stream&& inner_stream, SSL* ssl) : inner(std::move(inner_stream)), tls(detail::ErasedStreamRef(inner), ssl) {}
@@ -141,7 +177,23 @@ decltype(auto) Stream::on_tls(F&& f) {
 
 template <class MutableBuffers, class Token>
 auto Stream::async_read_some(const MutableBuffers& buffers, Token&& token) {
-  if (auto* s = std::get_if<tcp::socket>(&layer_)) return s->async_read_some(buffers, std::forward<Token>(token));
+  if (auto* s = std::get_if<tcp::socket>(&layer_)) {
+    if (recv_first_) {
+      return detail::async_recv_first(*s, asio::mutable_buffer(*asio::buffer_sequence_begin(buffers)),
+                                      std::forward<Token>(token));
+    }
+    return s->async_read_some(buffers, std::forward<Token>(token));
+  }
+  return on_tls([&](auto& tls) { return tls.async_read_some(buffers, std::forward<Token>(token)); });
+}
+
+template <class MutableBuffers, class Token>
+auto Stream::async_read_reply(const MutableBuffers& buffers, Token&& token) {
+  if (auto* s = std::get_if<tcp::socket>(&layer_)) {
+    recv_first_ = kReplyReadsMarkDrained;
+    return s->async_read_some(ReplyBuffer(asio::mutable_buffer(*asio::buffer_sequence_begin(buffers))),
+                              std::forward<Token>(token));
+  }
   return on_tls([&](auto& tls) { return tls.async_read_some(buffers, std::forward<Token>(token)); });
 }
 

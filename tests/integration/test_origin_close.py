@@ -1,0 +1,133 @@
+"""An origin whose last bytes and FIN arrive in one segment, in forward and reverse mode.
+
+portier reads an origin's response without first trying recv(2) when the previous read drained the
+socket (include/portier/net/reply_read.hpp). Such a mark can hide a FIN that came with the last
+bytes read: these tests make the origin send its answer and FIN as one TCP segment (TCP_CORK, then
+shutdown) and check that nothing waits for a readiness edge that never comes. Each client waits at
+most 5 s; the proxy's response timeout is 60 s, so a hang shows as a client timeout."""
+import socket
+
+from tests.integration.helpers import ProxyTestCase
+from tests.support.clients import HttpConn
+from tests.support.origins import ConnReader, _Server, pattern_bytes, pattern_sha256
+import hashlib
+
+CLIENT_TIMEOUT = 5.0
+TIMEOUTS = {"timeouts": {"response_ms": 60000, "keepalive_ms": 60000}}
+
+
+class OneAnswerOrigin(_Server):
+    """Answers one request per connection with `answer(path)` and closes: the answer's last bytes
+    and the FIN leave as one segment."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.paths = []
+        super().__init__()
+
+    def handle(self, sock, peer, conn_id):
+        head = ConnReader(sock).read_until(b"\r\n\r\n", 65536)
+        path = head.split(b" ", 2)[1].decode("latin-1")
+        with self.lock:
+            self.paths.append(path)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        sock.sendall(self.answer(path))
+        sock.shutdown(socket.SHUT_WR)  # flushes the corked bytes with the FIN in the last segment
+
+
+def keep_alive_answer(path):
+    """Says nothing of closing (a keep-alive answer), then closes anyway."""
+    body = ("answer for %s\n" % path).encode()
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def close_delimited_answer(size):
+    def answer(path):
+        return b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n" + \
+            pattern_bytes(size)
+    return answer
+
+
+class OriginCloseCases:
+    """Mixed into a forward and a reverse test case; they provide start() and target(path)."""
+
+    def origin(self, answer):
+        o = OneAnswerOrigin(answer)
+        self.addCleanup(o.stop)
+        return o
+
+    def client(self):
+        c = HttpConn(self.portier.host, self.portier.port, timeout=CLIENT_TIMEOUT)
+        self.addCleanup(c.close)
+        return c
+
+    def get(self, c, path, host):
+        c.send(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.target(path), host)).encode())
+        return c.read_response()
+
+    def test_keep_alive_answer_then_close_next_request_goes_to_a_new_connection(self):
+        # The first answer's FIN is hidden behind a drained mark on the pooled connection; the
+        # second request goes out on it, draws the origin's RST, and is retried on a new one.
+        o = self.origin(keep_alive_answer)
+        self.start(o)
+        c = self.client()
+        r1 = self.get(c, "/one", o.hostport)
+        self.assertStatus(r1, 200)
+        self.assertEqual(r1.body, b"answer for /one\n")
+        r2 = self.get(c, "/two", o.hostport)
+        self.assertStatus(r2, 200, "second request after the origin closed with its answer")
+        self.assertEqual(r2.body, b"answer for /two\n")
+        self.assertEqual(o.accepted, 2)
+        self.assertEqual(o.paths, ["/one", "/two"])
+
+    def test_close_delimited_answer_in_one_segment_ends_at_once(self):
+        o = self.origin(close_delimited_answer(3000))
+        self.start(o)
+        r = self.get(self.client(), "/small", o.hostport)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.body, pattern_bytes(3000))
+
+    def test_large_close_delimited_answer_ends_at_once(self):
+        # Several reads: the ones after the first must still see the FIN behind the last bytes.
+        size = 700_000
+        o = self.origin(close_delimited_answer(size))
+        self.start(o)
+        r = self.get(self.client(), "/large", o.hostport)
+        self.assertStatus(r, 200)
+        self.assertEqual(len(r.body), size)
+        self.assertEqual(hashlib.sha256(r.body).hexdigest(), pattern_sha256(size))
+
+    def test_many_keep_alive_answers_then_close(self):
+        # Every answer closes its connection: each request after the first meets a dead pooled one.
+        o = self.origin(keep_alive_answer)
+        self.start(o)
+        c = self.client()
+        for i in range(20):
+            r = self.get(c, "/n%d" % i, o.hostport)
+            self.assertStatus(r, 200, "request %d" % i)
+            self.assertEqual(r.body, ("answer for /n%d\n" % i).encode())
+
+
+class ForwardOriginClose(OriginCloseCases, ProxyTestCase):
+    def start(self, origin):
+        self.start_portier(TIMEOUTS)
+
+    def target(self, path):
+        return "http://%s%s" % (self.last_origin.hostport, path)
+
+    def origin(self, answer):
+        self.last_origin = OriginCloseCases.origin(self, answer)
+        return self.last_origin
+
+
+class ReverseOriginClose(OriginCloseCases, ProxyTestCase):
+    def start(self, origin):
+        cfg = {"listeners": [{"name": "site", "listen": ["127.0.0.1:0"], "mode": "reverse"}],
+               "reverse": {"routes": [{"name": "all", "pool": "app"}],
+                           "pools": {"app": {"backends": [origin.hostport]}}}}
+        cfg.update(TIMEOUTS)
+        self.start_portier(cfg)
+
+    def target(self, path):
+        return path
