@@ -225,21 +225,12 @@ net::awaitable<Session::Exchange> Session::exchange(const std::string& head_byte
   deadline_.arm(net::Phase::upstream_write, response_timeout_);
   auto [write_ec, written] = co_await upstream_write_op(head_bytes);
   auto wrote = upstream_write_result(write_ec);
-  Result<void> outcome = Result<void>{};
-  if (!wrote) {
-    outcome = wrote;
-  } else if (!head.has_body) {
+  // (No co_await inside ?: here: GCC 12 miscompiles it, freeing a temporary twice.)
+  Result<void> outcome = wrote;
+  if (wrote && !head.has_body) {
     outcome = co_await relay_response(fopt);
-  } else {
-    // The origin may answer before the body is complete (an early 413, or 100 Continue first), so
-    // the body and the response run side by side; whichever fails first stops the other.
-    auto both = co_await (send_request_body_then_park() || relay_response(fopt));
-    if (both.index() == 0) {
-      outcome = std::get<0>(std::move(both));
-    } else {
-      outcome = std::get<1>(std::move(both));
-      if (outcome && !request_body_done_) client_keep_alive_ = false;  // rest of the body is unread
-    }
+  } else if (wrote) {
+    outcome = co_await relay_response_beside_body(fopt);
   }
 
   if (!outcome) {
@@ -302,6 +293,53 @@ net::awaitable<Result<void>> Session::send_request_body_then_park() {
   co_return Result<void>{};
 }
 
+// The origin may answer before the body is complete (an early 413, or 100 Continue first), so
+// the body and the response run side by side; whichever fails first stops the other. Its own
+// coroutine: the parallel group is large, and exchange()'s frame, allocated for every request,
+// stays small enough for Asio's frame recycling (at most 1020 bytes).
+net::awaitable<Result<void>> Session::relay_response_beside_body(const http::ForwardOptions& fopt) {
+  auto both = co_await (send_request_body_then_park() || relay_response(fopt));
+  if (both.index() == 0) co_return std::get<0>(std::move(both));
+  Result<void> outcome = std::get<1>(std::move(both));
+  if (outcome && !request_body_done_) client_keep_alive_ = false;  // rest of the body is unread
+  co_return outcome;
+}
+
+// Why reading the response failed (not a clean end at EOF, which the caller handles).
+Error Session::response_read_error(const std::error_code& ec) const {
+  if (net::is_eof(ec)) {
+    return Error{errc::upstream_closed, Side::upstream,
+                 upstream_bytes_in_ == 0 ? "the origin closed the connection without a response"
+                                         : "the origin closed the connection mid-response"};
+  }
+  if (ec == asio::error::operation_aborted && deadline_.expired() != net::Phase::none) {
+    if (!request_body_done_ && deadline_.expired() != net::Phase::upstream_response)
+      return Error{errc::request_timeout, Side::downstream, "the request body stalled"};
+    return Error{errc::upstream_timeout, Side::upstream, "no response from the origin in time"};
+  }
+  return Error{errc::upstream_closed, Side::upstream, "reading the response: " + ec.message()};
+}
+
+// A WebSocket handshake answered: the head goes on with its upgrade fields.
+void Session::prepare_upgrade_head(http::ResponseHead& h) {
+  const std::string* upgrade = h.headers.find("Upgrade");
+  std::string protocol = upgrade != nullptr ? *upgrade : std::string("websocket");
+  http::strip_hop_by_hop(h.headers);
+  h.headers.add("Connection", "upgrade");
+  h.headers.add("Upgrade", protocol);
+}
+
+// The parent wants other credentials than the exit has: the client must not take that challenge
+// for ours. It is the exit's failure (its config), so it counts against it.
+Error Session::parent_refused_error() {
+  const auto& egress = egress_->config();
+  parent_exit_->health->failed(net::Clock::now(), egress.fail_after, egress.down_for);
+  return Error{errc::parent_refused, Side::upstream,
+               parent_exit_->config->hops.back().label() + ": the parent proxy rejected our credentials (407)"};
+}
+
+// Error paths and rare branches are plain functions (above): this coroutine's frame is allocated
+// for every request, and it stays within Asio's frame recycling only while it is small.
 net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions& fopt) {
   auto& rp = *resp_;
   rp.expect_head_response(head_request_);
@@ -314,27 +352,21 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
       auto [p, cap] = ubuf_.writable();
       deadline_.arm(net::Phase::upstream_response, response_timeout_);
       // The first read answers the request just written: a reply read (net/reply_read.hpp).
-      auto [ec, n] = first_read ? co_await up_->stream.async_read_reply(asio::buffer(p, shaped_cap(cap)), net::nothrow)
-                                : co_await up_->stream.async_read_some(asio::buffer(p, shaped_cap(cap)), net::nothrow);
+      const auto buffer = asio::buffer(p, shaped_cap(cap));
+      auto read = first_read ? up_->stream.async_read_reply(buffer, net::nothrow)
+                             : up_->stream.async_read_some(buffer, net::nothrow);
+      auto [ec, n] = co_await std::move(read);
       first_read = false;
       if (ec) {
-        if (net::is_eof(ec)) {
+        if (net::is_eof(ec) && final_head) {
           auto fin = rp.finish();
-          if (fin && fin->stop == http::Stop::message_complete && final_head) {
+          if (fin && fin->stop == http::Stop::message_complete) {
             response_done_ = true;
             response_until_close_ = true;
             co_return Result<void>{};
           }
-          co_return Error{errc::upstream_closed, Side::upstream,
-                          upstream_bytes_in_ == 0 ? "the origin closed the connection without a response"
-                                                  : "the origin closed the connection mid-response"};
         }
-        if (ec == asio::error::operation_aborted && deadline_.expired() != net::Phase::none) {
-          if (!request_body_done_ && deadline_.expired() != net::Phase::upstream_response)
-            co_return Error{errc::request_timeout, Side::downstream, "the request body stalled"};
-          co_return Error{errc::upstream_timeout, Side::upstream, "no response from the origin in time"};
-        }
-        co_return Error{errc::upstream_closed, Side::upstream, "reading the response: " + ec.message()};
+        co_return response_read_error(ec);
       }
       ubuf_.commit(n);
       upstream_bytes_in_ += n;
@@ -349,12 +381,8 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
       auto& h = rp.response();
       ubuf_.consume(consumed);
       if (h.status == 101 && upgrade_allowed_) {
-        // A WebSocket handshake answered: the head goes on with its upgrade fields, then a tunnel.
-        const std::string* upgrade = h.headers.find("Upgrade");
-        std::string protocol = upgrade != nullptr ? *upgrade : std::string("websocket");
-        http::strip_hop_by_hop(h.headers);
-        h.headers.add("Connection", "upgrade");
-        h.headers.add("Upgrade", protocol);
+        // A WebSocket handshake answered: the head goes on, then a tunnel.
+        prepare_upgrade_head(h);
         http::write_response_head(out_, h.status, h.reason, h.headers);
         if (auto w = co_await write_client(out_); !w) co_return w;
         rec_.status = 101;
@@ -373,14 +401,7 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
         if (auto w = co_await write_client(out_); !w) co_return w;
         continue;
       }
-      if (h.status == 407 && parent_exit_ != nullptr) {
-        // The parent wants other credentials than the exit has: the client must not take that
-        // challenge for ours. It is the exit's failure (its config), so it counts against it.
-        const auto& egress = egress_->config();
-        parent_exit_->health->failed(net::Clock::now(), egress.fail_after, egress.down_for);
-        co_return Error{errc::parent_refused, Side::upstream,
-                        parent_exit_->config->hops.back().label() + ": the parent proxy rejected our credentials (407)"};
-      }
+      if (h.status == 407 && parent_exit_ != nullptr) co_return parent_refused_error();
       final_head = true;
       rec_.status = h.status;
       response_until_close_ = h.body_until_close;
@@ -400,10 +421,10 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
 
     // Body bytes (or nothing) up to `consumed`; raw bytes keep the origin's validated framing.
     std::string_view body = ubuf_.readable().substr(0, consumed);
-    std::string dechunked;
     if (dechunk_) {
-      for (auto c : rp.body_chunks()) dechunked.append(c.data(), c.size());
-      body = dechunked;
+      dechunked_.clear();
+      for (auto c : rp.body_chunks()) dechunked_.append(c.data(), c.size());
+      body = dechunked_;
     }
     if (final_head && (!out_.empty() || !body.empty())) {
       auto [ec, n] = co_await client_write_op(out_, body);

@@ -54,38 +54,22 @@ net::awaitable<bool> Session::handle_redirect(const config::Listener& listener) 
   co_return keep;
 }
 
-net::awaitable<bool> Session::handle_reverse() {
+// Everything a reverse request goes through before a backend: target and Host, normalization,
+// route, rules and rate limits, and the head for the backends (into rev_). Plain code, not part
+// of the coroutine: see ReverseRequest.
+Session::ReverseStop Session::prepare_reverse() {
   auto& head = req_.request();
+  ReverseRequest& rq = rev_;
   rec_.decision = "forward";
-  const bool has_body = head.has_body;
   head_request_ = head.method == "HEAD";
   client_http10_ = head.version_major == 1 && head.version_minor == 0;
 
-  // A request refused before any backend: answered here, the connection kept when nothing of the
-  // request is left unread.
-  auto refuse = [&](Error e) -> net::awaitable<bool> {
-    rec_.decision = "error";
-    const bool keep = e.side == Side::upstream || e.is(errc::no_route)
-                          ? !has_body && head.keep_alive && !stopping_ && finish_request_without_body()
-                          : false;
-    if (e.is(errc::method_not_allowed)) {
-      rec_.error = e.describe();
-      http::Headers h;
-      h.add("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
-      co_await answer(405, rec_.error, false, std::move(h));
-    } else {
-      co_await answer_error(e, keep);
-    }
-    finish_record();
-    co_return keep;
-  };
-
-  if (head.method == "CONNECT")
-    co_return co_await refuse(Error{errc::method_not_allowed, Side::downstream, "this is a reverse proxy: no CONNECT"});
+  if (head.method == "CONNECT") return Error{errc::method_not_allowed, Side::downstream, "this is a reverse proxy: no CONNECT"};
 
   // Host and path: origin-form with Host (HTTP/1.1 requires it), or absolute-form (whose authority wins).
   std::string_view target = head.target;
-  std::string host_value;
+  std::string& host_value = rq.original_host;
+  host_value.clear();
   const std::string* host_header = head.headers.find("Host");
   switch (http::classify_target(head.method, head.target)) {
     case http::TargetForm::origin:
@@ -93,41 +77,43 @@ net::awaitable<bool> Session::handle_reverse() {
       break;
     case http::TargetForm::absolute: {
       auto url = http::parse_absolute_url(head.target);
-      if (!url) co_return co_await refuse(url.error());
+      if (!url) return std::move(url).error();
       host_value = url->authority.to_string();
       origin_target_ = url->origin_form();
       target = origin_target_;
       break;
     }
     default:
-      co_return co_await refuse(Error{errc::bad_request, Side::downstream, "expected a path (origin-form target)"});
+      return Error{errc::bad_request, Side::downstream, "expected a path (origin-form target)"};
   }
   std::size_t host_fields = 0;
   for (const auto& f : head.headers)
     if (http::iequals(f.name, "Host")) ++host_fields;
-  if (host_fields > 1) co_return co_await refuse(Error{errc::bad_request, Side::downstream, "more than one Host header"});
+  if (host_fields > 1) return Error{errc::bad_request, Side::downstream, "more than one Host header"};
   if (host_header == nullptr && !client_http10_)
-    co_return co_await refuse(Error{errc::bad_request, Side::downstream, "an HTTP/1.1 request needs a Host header"});
-  std::string host = reverse::normalize_host(host_value);
-  if (host.empty() && !host_value.empty())
-    co_return co_await refuse(Error{errc::bad_request, Side::downstream, "malformed Host header"});
+    return Error{errc::bad_request, Side::downstream, "an HTTP/1.1 request needs a Host header"};
+  rq.host = reverse::normalize_host(host_value);
+  const std::string& host = rq.host;
+  if (host.empty() && !host_value.empty()) return Error{errc::bad_request, Side::downstream, "malformed Host header"};
 
   const auto query_at = target.find('?');
   auto path = reverse::normalize_path(target.substr(0, query_at));
-  if (!path)
-    co_return co_await refuse(Error{errc::bad_request, Side::downstream,
-                                    "malformed path (bad percent-encoding, NUL, or \"..\" above the root)"});
+  if (!path) {
+    return Error{errc::bad_request, Side::downstream,
+                 "malformed path (bad percent-encoding, NUL, or \"..\" above the root)"};
+  }
   const std::string_view query = query_at == std::string_view::npos ? std::string_view{} : target.substr(query_at);
   rec_.target = host;
   rec_.path = *path;
   if (snap_->config.access_log.log_query) rec_.path += query;
 
   const reverse::Route* route = backends_->match(listener_, host, *path);
-  if (route == nullptr)
-    co_return co_await refuse(Error{errc::no_route, Side::downstream, "no route for " + host + *path});
+  if (route == nullptr) return Error{errc::no_route, Side::downstream, "no route for " + host + *path};
   rec_.route = route->id;
-  const config::RouteConfig& rc = backends_->route_config(*route);
-  const PoolState& pool = backends_->pool_of(*route);
+  rq.route = route;
+  rq.rc = &backends_->route_config(*route);
+  rq.pool = &backends_->pool_of(*route);
+  const config::RouteConfig& rc = *rq.rc;
 
   // The same rules as forward mode, on what this listener serves.
   const std::string_view proto = client_.plain() ? "http" : "https";
@@ -141,75 +127,140 @@ net::awaitable<bool> Session::handle_reverse() {
   facts.path = *path;
   facts.url = url;
   auto decision = policy::decide(facts, snap_->policy);
-  if (!std::holds_alternative<policy::Forward>(decision)) {
-    bool keep = co_await answer_refusal(decision, has_body);
-    finish_record();
-    co_return keep;
-  }
+  if (!std::holds_alternative<policy::Forward>(decision)) return decision;
   rec_.rule = std::get<policy::Forward>(decision).rule;
-  if (auto wait = apply_user_limits()) co_return co_await answer_rate_limited(*wait, has_body);
+  if (auto wait = apply_user_limits()) return *wait;
 
   // The request for the backend: hop-by-hop fields out (a WebSocket upgrade back in), forwarding
   // headers, the route's path and Host.
-  auto upgrade = reverse::websocket_upgrade(head.headers);
-  if (upgrade && has_body) upgrade.reset();  // an upgrade carries no body; treat it as a plain request
+  rq.upgrade = reverse::websocket_upgrade(head.headers);
+  if (rq.upgrade && head.has_body) rq.upgrade.reset();  // an upgrade carries no body; a plain request then
   // A refused upgrade (any answer but 101) ends the connection: the client may already be sending
   // frames behind its handshake, which must never be read as a next request.
-  if (upgrade) head.keep_alive = false;
-  const std::string original_host = host_value;
+  if (rq.upgrade) head.keep_alive = false;
   http::strip_hop_by_hop(head.headers);
-  if (upgrade) {
+  if (rq.upgrade) {
     head.headers.add("Connection", "upgrade");
-    head.headers.add("Upgrade", *upgrade);
+    head.headers.add("Upgrade", *rq.upgrade);
   }
-  reverse::apply_forwarded(head.headers, reverse::ForwardedFacts{client_ip_string_, proto, original_host,
+  reverse::apply_forwarded(head.headers, reverse::ForwardedFacts{client_ip_string_, proto, rq.original_host,
                                                                  snap_->reverse_trusted.contains(client_ip_)});
-  std::string backend_target = rc.strip_prefix ? reverse::strip_prefix(*path, route->path_prefix) : *path;
-  backend_target.append(query);
+  if (rc.strip_prefix) {
+    rq.backend_target = reverse::strip_prefix(*path, route->path_prefix);
+  } else {
+    rq.backend_target = *path;
+  }
+  rq.backend_target.append(query);
 
-  http::ForwardOptions fopt;  // no Via, no proxy X-Forwarded-For: a gateway speaks for the site
-  fopt.via.clear();
+  rq.fopt = http::ForwardOptions{};  // no Via, no proxy X-Forwarded-For: a gateway speaks for the site
+  rq.fopt.via.clear();
   response_timeout_ = rc.response_timeout.value_or(timeouts().response);
-  const auto connect_timeout = rc.connect_timeout.value_or(timeouts().connect);
+  rq.connect_timeout = rc.connect_timeout.value_or(timeouts().connect);
 
+  const PoolState& pool = *rq.pool;
   const std::string* hash_header =
       pool.balance == reverse::Balance::hash_header ? head.headers.find(pool.config->hash_header) : nullptr;
-  const std::string_view hash_key = hash_header != nullptr ? std::string_view(*hash_header) : client_ip_string_;
+  rq.hash_key = hash_header != nullptr ? std::string_view(*hash_header) : client_ip_string_;
+  return std::monostate{};
+}
+
+// Answers a request that stops before (or instead of) a backend; true when the connection stays
+// for the next request, which needs nothing of this one left unread.
+net::awaitable<bool> Session::stop_reverse(ReverseStop stop) {
+  auto& head = req_.request();
+  const bool has_body = head.has_body;
+  if (const auto* d = std::get_if<policy::Decision>(&stop)) {
+    const bool keep = co_await answer_refusal(*d, has_body);
+    finish_record();
+    co_return keep;
+  }
+  if (const auto* wait = std::get_if<net::Clock::duration>(&stop)) co_return co_await answer_rate_limited(*wait, has_body);
+  Error e = std::get<Error>(std::move(stop));
+  rec_.decision = "error";
+  const bool keep = e.side == Side::upstream || e.is(errc::no_route)
+                        ? !has_body && head.keep_alive && !stopping_ && finish_request_without_body()
+                        : false;
+  if (e.is(errc::method_not_allowed)) {
+    rec_.error = e.describe();
+    http::Headers h;
+    h.add("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
+    co_await answer(405, rec_.error, false, std::move(h));
+  } else {
+    co_await answer_error(e, keep);
+  }
+  finish_record();
+  co_return keep;
+}
+
+// The head for this backend: the route's Host, then serialized (kept for a retry).
+void Session::write_backend_head(const BackendRuntime& backend) {
+  auto& head = req_.request();
+  const ReverseRequest& rq = rev_;
+  const config::BackendConfig& bc = *backend.config;
+  switch (rq.rc->host_header) {
+    case config::HostHeader::preserve:
+      head.headers.set("Host", rq.original_host);
+      break;
+    case config::HostHeader::backend:
+      head.headers.set("Host", bc.url.tls.server_name.empty() ? bc.address : bc.url.tls.server_name);
+      break;
+    case config::HostHeader::fixed:
+      head.headers.set("Host", rq.rc->host_value);
+      break;
+  }
+  // An HTTP/1.0 client may send no Host; the backend gets HTTP/1.1, which needs one.
+  if (rq.original_host.empty() && rq.rc->host_header == config::HostHeader::preserve) head.headers.set("Host", bc.address);
+  upstream_head_.clear();
+  http::write_request_head(upstream_head_, head.method, rq.backend_target, head.headers);
+}
+
+// A new connection to the backend (into up_), or why not; marks the backend's health either way.
+net::awaitable<std::optional<Error>> Session::connect_backend(const BackendRuntime& backend) {
+  const config::BackendConfig& bc = *backend.config;
+  const auto started = net::Clock::now();
+  upstream::PathOptions options{net::DestinationGuard{nullptr, true}, rev_.connect_timeout, std::nullopt};
+  bool fault = false;
+  auto opened = co_await upstream::open_path(std::span(&bc.url, 1), {}, 0, upstream::PathEnd::last_hop, options, fault);
+  if (!opened) {
+    const PoolState& pool = *rev_.pool;
+    backend.health->failed(net::Clock::now(), pool.config->fail_after, pool.config->down_for);
+    Error e = std::move(opened).error();
+    e.context = "backend " + bc.address + ": " + e.context;
+    co_return e;
+  }
+  backend.health->succeeded();
+  record_connect_time(started);
+  up_ = std::make_unique<net::Connected>(std::move(opened->conn));
+  co_return std::nullopt;
+}
+
+// The hot path of a reverse listener. Its frame is allocated for every request: what does not
+// cross a suspension stays in the plain functions above, so that it fits Asio's frame recycling.
+bool Session::reverse_goes_on() {
+  rev_.stop = prepare_reverse();
+  return rev_.stop.index() == 0;
+}
+
+net::awaitable<bool> Session::handle_reverse() {
+  if (!reverse_goes_on()) co_return co_await stop_reverse(std::move(rev_.stop));
+  const ReverseRequest& rq = rev_;
+  const bool may_retry_reused = !req_.request().has_body && idempotent(req_.request().method);
 
   std::array<const BackendRuntime*, 2> tried{};
   std::size_t tries = 0;
   std::optional<Error> connect_error;
-  std::string& head_bytes = upstream_head_;  // its memory serves request after request
-  head_bytes.clear();
   for (;;) {
-    const auto now = net::Clock::now();
-    const BackendRuntime* backend = choose_backend(pool, hash_key, std::span(tried.data(), tries), now);
+    const BackendRuntime* backend = choose_backend(*rq.pool, rq.hash_key, std::span(tried.data(), tries), net::Clock::now());
     if (backend == nullptr) {
-      Error e = connect_error ? *connect_error
-                              : Error{errc::no_backend, Side::upstream, "pool " + pool.config->name + ": no healthy backend"};
-      co_return co_await refuse(std::move(e));
+      if (!connect_error)
+        connect_error = Error{errc::no_backend, Side::upstream, "pool " + rq.pool->config->name + ": no healthy backend"};
+      co_return co_await stop_reverse(std::move(*connect_error));
     }
-    const config::BackendConfig& bc = *backend->config;
-    rec_.backend = bc.address;
-
-    switch (rc.host_header) {
-      case config::HostHeader::preserve:
-        head.headers.set("Host", original_host);
-        break;
-      case config::HostHeader::backend:
-        head.headers.set("Host", bc.url.tls.server_name.empty() ? bc.address : bc.url.tls.server_name);
-        break;
-      case config::HostHeader::fixed:
-        head.headers.set("Host", rc.host_value);
-        break;
-    }
-    // An HTTP/1.0 client may send no Host; the backend gets HTTP/1.1, which needs one.
-    if (original_host.empty() && rc.host_header == config::HostHeader::preserve) head.headers.set("Host", bc.address);
-    head_bytes.clear();
-    http::write_request_head(head_bytes, head.method, backend_target, head.headers);
+    rec_.backend = backend->config->address;
+    write_backend_head(*backend);
 
     bool reused = false;
-    if (!upgrade) {
+    if (!rq.upgrade) {
       if (auto idle = ctx_.pool.acquire(backend->pool_key)) {
         up_ = std::move(idle);
         reused = true;
@@ -217,33 +268,23 @@ net::awaitable<bool> Session::handle_reverse() {
       }
     }
     if (!reused) {
-      const auto started = net::Clock::now();
-      upstream::PathOptions options{net::DestinationGuard{nullptr, true}, connect_timeout, std::nullopt};
-      bool fault = false;
-      auto opened = co_await upstream::open_path(std::span(&bc.url, 1), {}, 0, upstream::PathEnd::last_hop, options, fault);
-      if (!opened) {
+      connect_error = co_await connect_backend(*backend);
+      if (connect_error) {
         // Nothing was sent: another backend may take the request whatever its method.
-        backend->health->failed(net::Clock::now(), pool.config->fail_after, pool.config->down_for);
-        Error e = std::move(opened).error();
-        e.context = "backend " + bc.address + ": " + e.context;
-        connect_error = std::move(e);
         if (tries + 1 < tried.size()) {
           tried[tries++] = backend;
           continue;
         }
-        co_return co_await refuse(std::move(*connect_error));
+        co_return co_await stop_reverse(std::move(*connect_error));
       }
-      backend->health->succeeded();
-      record_connect_time(started);
-      up_ = std::make_unique<net::Connected>(std::move(opened->conn));
     }
     rec_.upstream = net::endpoint_string(up_->peer);
     active_exit_ = ActiveExit(backend->health);  // least_conn counts it until the record is written
 
     bool answered = false;
-    upgrade_allowed_ = upgrade.has_value();
+    upgrade_allowed_ = rq.upgrade.has_value();
     upgraded_ = false;
-    auto result = co_await exchange(head_bytes, fopt, reused && !has_body && idempotent(head.method), answered);
+    auto result = co_await exchange(upstream_head_, rq.fopt, reused && may_retry_reused, answered);
     upgrade_allowed_ = false;
     if (result == Exchange::retry_fresh) {
       // An idle connection the backend had closed: once more, on a fresh connection.

@@ -54,6 +54,15 @@ class Session {
   // Reverse and redirect listeners (reverse.cpp).
   const config::Listener* listener_config() const noexcept;
   net::awaitable<bool> handle_reverse();
+  // A reverse request's stop before any backend: an error to answer, the rules' refusal, or the
+  // wait of a rate limit; monostate when it goes on to a backend (with rev_ filled in).
+  using ReverseStop = std::variant<std::monostate, Error, policy::Decision, net::Clock::duration>;
+  ReverseStop prepare_reverse();
+  net::awaitable<bool> stop_reverse(ReverseStop stop);
+  // prepare_reverse() for the coroutine: false when the request stops (the reason in rev_.stop).
+  bool reverse_goes_on();
+  net::awaitable<std::optional<Error>> connect_backend(const BackendRuntime& backend);
+  void write_backend_head(const BackendRuntime& backend);
   net::awaitable<bool> handle_redirect(const config::Listener& listener);
   net::awaitable<bool> relay_upgraded();
   net::awaitable<void> relay_both_ways();
@@ -65,6 +74,10 @@ class Session {
   net::awaitable<Result<void>> send_request_body();
   net::awaitable<Result<void>> send_request_body_then_park();
   net::awaitable<Result<void>> relay_response(const http::ForwardOptions& fopt);
+  net::awaitable<Result<void>> relay_response_beside_body(const http::ForwardOptions& fopt);
+  Error response_read_error(const std::error_code& ec) const;
+  void prepare_upgrade_head(http::ResponseHead& h);
+  Error parent_refused_error();
   bool finish_request_without_body();
   void end_exchange(const std::string* pool_key);
 
@@ -180,6 +193,23 @@ class Session {
   std::string out_;            // serialized heads for the client
   std::string facts_url_;      // the reverse request's URL for the rules; reused per request
   std::string upstream_head_;  // the request head for the upstream (kept for a retry); reused per request
+  std::string dechunked_;      // a chunked body's data for an HTTP/1.0 client, per read
+  // What a reverse request needs once its route is found and the rules let it through. In the
+  // session, not in handle_reverse(): its strings serve request after request, and that
+  // coroutine's frame, allocated per request, stays small enough for Asio's frame recycling.
+  struct ReverseRequest {
+    const reverse::Route* route = nullptr;
+    const config::RouteConfig* rc = nullptr;
+    const PoolState* pool = nullptr;
+    std::string host;                    // normalized: routing and the record
+    std::string original_host;           // as the client sent it (Host, or the URL's authority)
+    std::string backend_target;          // path (prefix stripped or not) and query, for the backend
+    std::optional<std::string> upgrade;  // a WebSocket upgrade's protocol
+    std::string_view hash_key;           // for consistent hashing
+    http::ForwardOptions fopt;
+    net::Clock::duration connect_timeout{};
+    ReverseStop stop;                    // why it stops before a backend, when it does
+  } rev_;
 
   observe::AccessRecord rec_;
   Identity identity_;
