@@ -234,13 +234,15 @@ net::awaitable<std::optional<Error>> Session::connect_backend(const BackendRunti
   co_return std::nullopt;
 }
 
-// The hot path of a reverse listener. Its frame is allocated for every request: what does not
-// cross a suspension stays in the plain functions above, so that it fits Asio's frame recycling.
+// prepare_reverse() with its answer kept in rev_: a ReverseStop returned into handle_reverse()
+// would take a place in that coroutine's frame.
 bool Session::reverse_goes_on() {
   rev_.stop = prepare_reverse();
   return rev_.stop.index() == 0;
 }
 
+// The hot path of a reverse listener. Its frame is allocated for every request: what does not
+// cross a suspension stays in the plain functions above, so that it fits Asio's frame recycling.
 net::awaitable<bool> Session::handle_reverse() {
   if (!reverse_goes_on()) co_return co_await stop_reverse(std::move(rev_.stop));
   const ReverseRequest& rq = rev_;

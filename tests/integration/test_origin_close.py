@@ -5,12 +5,12 @@ socket (include/portier/net/reply_read.hpp). Such a mark can hide a FIN that cam
 bytes read: these tests make the origin send its answer and FIN as one TCP segment (TCP_CORK, then
 shutdown) and check that nothing waits for a readiness edge that never comes. Each client waits at
 most 5 s; the proxy's response timeout is 60 s, so a hang shows as a client timeout."""
+import hashlib
 import socket
 
 from tests.integration.helpers import ProxyTestCase
 from tests.support.clients import HttpConn
 from tests.support.origins import ConnReader, _Server, pattern_bytes, pattern_sha256
-import hashlib
 
 CLIENT_TIMEOUT = 5.0
 TIMEOUTS = {"timeouts": {"response_ms": 60000, "keepalive_ms": 60000}}
@@ -50,7 +50,8 @@ def close_delimited_answer(size):
 
 
 class OriginCloseCases:
-    """Mixed into a forward and a reverse test case; they provide start() and target(path)."""
+    """Mixed into a forward and a reverse test case; they provide start(origin) and
+    target(origin, path): the request target the proxy gets."""
 
     def origin(self, answer):
         o = OneAnswerOrigin(answer)
@@ -62,8 +63,8 @@ class OriginCloseCases:
         self.addCleanup(c.close)
         return c
 
-    def get(self, c, path, host):
-        c.send(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.target(path), host)).encode())
+    def get(self, c, origin, path):
+        c.send(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.target(origin, path), origin.hostport)).encode())
         return c.read_response()
 
     def test_keep_alive_answer_then_close_next_request_goes_to_a_new_connection(self):
@@ -72,10 +73,10 @@ class OriginCloseCases:
         o = self.origin(keep_alive_answer)
         self.start(o)
         c = self.client()
-        r1 = self.get(c, "/one", o.hostport)
+        r1 = self.get(c, o, "/one")
         self.assertStatus(r1, 200)
         self.assertEqual(r1.body, b"answer for /one\n")
-        r2 = self.get(c, "/two", o.hostport)
+        r2 = self.get(c, o, "/two")
         self.assertStatus(r2, 200, "second request after the origin closed with its answer")
         self.assertEqual(r2.body, b"answer for /two\n")
         self.assertEqual(o.accepted, 2)
@@ -84,7 +85,7 @@ class OriginCloseCases:
     def test_close_delimited_answer_in_one_segment_ends_at_once(self):
         o = self.origin(close_delimited_answer(3000))
         self.start(o)
-        r = self.get(self.client(), "/small", o.hostport)
+        r = self.get(self.client(), o, "/small")
         self.assertStatus(r, 200)
         self.assertEqual(r.body, pattern_bytes(3000))
 
@@ -93,7 +94,7 @@ class OriginCloseCases:
         size = 700_000
         o = self.origin(close_delimited_answer(size))
         self.start(o)
-        r = self.get(self.client(), "/large", o.hostport)
+        r = self.get(self.client(), o, "/large")
         self.assertStatus(r, 200)
         self.assertEqual(len(r.body), size)
         self.assertEqual(hashlib.sha256(r.body).hexdigest(), pattern_sha256(size))
@@ -104,7 +105,7 @@ class OriginCloseCases:
         self.start(o)
         c = self.client()
         for i in range(20):
-            r = self.get(c, "/n%d" % i, o.hostport)
+            r = self.get(c, o, "/n%d" % i)
             self.assertStatus(r, 200, "request %d" % i)
             self.assertEqual(r.body, ("answer for /n%d\n" % i).encode())
 
@@ -113,12 +114,8 @@ class ForwardOriginClose(OriginCloseCases, ProxyTestCase):
     def start(self, origin):
         self.start_portier(TIMEOUTS)
 
-    def target(self, path):
-        return "http://%s%s" % (self.last_origin.hostport, path)
-
-    def origin(self, answer):
-        self.last_origin = OriginCloseCases.origin(self, answer)
-        return self.last_origin
+    def target(self, origin, path):
+        return "http://%s%s" % (origin.hostport, path)
 
 
 class ReverseOriginClose(OriginCloseCases, ProxyTestCase):
@@ -129,5 +126,5 @@ class ReverseOriginClose(OriginCloseCases, ProxyTestCase):
         cfg.update(TIMEOUTS)
         self.start_portier(cfg)
 
-    def target(self, path):
+    def target(self, origin, path):
         return path

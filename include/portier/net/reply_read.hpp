@@ -25,6 +25,12 @@
 // against (1.22, Debian 12). With any other version a ReplyBuffer read is an ordinary read.
 #include "portier/net/asio.hpp"
 
+#if ASIO_VERSION >= 102200 && ASIO_VERSION < 102300 && defined(ASIO_HAS_EPOLL) && !defined(ASIO_HAS_IO_URING_AS_DEFAULT)
+#define PORTIER_REPLY_READS 1
+#else
+#define PORTIER_REPLY_READS 0
+#endif
+
 namespace portier::net {
 
 // One buffer, marking a read as a reply read.
@@ -35,15 +41,11 @@ class ReplyBuffer : public asio::mutable_buffer {
   const asio::mutable_buffer* end() const noexcept { return static_cast<const asio::mutable_buffer*>(this) + 1; }
 };
 
-#if ASIO_VERSION >= 102200 && ASIO_VERSION < 102300 && defined(ASIO_HAS_EPOLL) && !defined(ASIO_HAS_IO_URING_AS_DEFAULT)
-inline constexpr bool kReplyReadsMarkDrained = true;
-#else
-inline constexpr bool kReplyReadsMarkDrained = false;
-#endif
+inline constexpr bool kReplyReadsMarkDrained = PORTIER_REPLY_READS == 1;
 
 }  // namespace portier::net
 
-#if ASIO_VERSION >= 102200 && ASIO_VERSION < 102300 && defined(ASIO_HAS_EPOLL) && !defined(ASIO_HAS_IO_URING_AS_DEFAULT)
+#if PORTIER_REPLY_READS
 namespace asio::detail {
 
 // Asio's own perform step for one buffer, except that a short read reports the socket drained.
