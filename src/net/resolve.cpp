@@ -117,7 +117,7 @@ awaitable<Result<Connected>> connect_any(const std::vector<tcp::endpoint>& endpo
     } else {
       auto [ec] = std::get<0>(result);
       if (!ec) {
-        tune_socket(sock);
+        tune_socket(sock.native_handle());
         co_return Connected{Stream(std::move(sock)), ep};
       }
       errc kind = ec == asio::error::connection_refused ? errc::connect_refused : errc::host_unreachable;

@@ -1,4 +1,9 @@
 #include "portier/net/deadline.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include "portier/net/resolve.hpp"
 
 namespace portier::net {
@@ -61,9 +66,12 @@ void Deadline::on_timer() {
   if (!stopped_ && !waiting_ && at_ != Clock::time_point::max()) wait();
 }
 
-void tune_socket(tcp::socket& s) noexcept {
-  std::error_code ec;
-  s.set_option(tcp::no_delay(true), ec);
+void tune_socket(int fd) noexcept {
+  const int one = 1;
+  // Failures change only speed: Nagle's delay is what TCP_NODELAY avoids, and without TCP_INQ
+  // (Linux < 4.18) draining reads are ordinary reads.
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one);
 }
 
 }  // namespace portier::net

@@ -1,8 +1,12 @@
 #include "portier/net/stream.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -22,24 +26,41 @@ tcp::socket& Stream::socket() noexcept {
   return std::get<std::unique_ptr<TlsInTls>>(layer_)->inner.socket();
 }
 
-std::size_t detail::recv_now(tcp::socket& socket, asio::mutable_buffer b, std::error_code& ec) noexcept {
+detail::RecvOutcome detail::recv_reporting_drain(int fd, asio::mutable_buffer b, int flags, std::error_code& ec,
+                                                 std::size_t& n) noexcept {
+  iovec iov{b.data(), b.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
   for (;;) {
-    const ssize_t n = ::recv(socket.native_handle(), b.data(), b.size(), MSG_DONTWAIT);
-    if (n > 0) {
-      ec.clear();
-      return static_cast<std::size_t>(n);
-    }
-    if (n == 0) {
-      ec = b.size() == 0 ? std::error_code() : std::error_code(asio::error::eof);
-      return 0;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      ec = asio::error::would_block;
-    } else {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t got = ::recvmsg(fd, &msg, flags);
+    if (got < 0) {
+      n = 0;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        ec = asio::error::would_block;
+        return RecvOutcome::would_block;
+      }
       ec = std::error_code(errno, asio::error::get_system_category());
+      return RecvOutcome::done;
     }
-    return 0;
+    n = static_cast<std::size_t>(got);
+    if (got == 0 && b.size() != 0) {
+      ec = asio::error::eof;
+      return RecvOutcome::drained;
+    }
+    ec.clear();
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == IPPROTO_TCP && c->cmsg_type == TCP_CM_INQ && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+        int left = 0;
+        std::memcpy(&left, CMSG_DATA(c), sizeof left);
+        return left == 0 ? RecvOutcome::drained : RecvOutcome::done;
+      }
+    }
+    return RecvOutcome::done;  // no count (TCP_INQ not set): nothing known
   }
 }
 

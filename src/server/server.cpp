@@ -50,6 +50,7 @@ tcp::acceptor open_acceptor(asio::io_context& io, const tcp::endpoint& ep) {
     throw std::system_error(errno, std::system_category(), "SO_REUSEPORT");
   if (ep.protocol() == tcp::v6()) acc.set_option(asio::ip::v6_only(true));
   acc.bind(ep);
+  net::tune_socket(acc.native_handle());  // inherited by every accepted client socket
   acc.listen(asio::socket_base::max_listen_connections);
   return acc;
 }

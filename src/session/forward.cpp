@@ -351,9 +351,9 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
     if (need_read) {
       auto [p, cap] = ubuf_.writable();
       deadline_.arm(net::Phase::upstream_response, response_timeout_);
-      // The first read answers the request just written: a reply read (net/reply_read.hpp).
+      // The first read answers the request just written: a draining read (net/drain_read.hpp).
       const auto buffer = asio::buffer(p, shaped_cap(cap));
-      auto read = first_read ? up_->stream.async_read_reply(buffer, net::nothrow)
+      auto read = first_read ? up_->stream.async_read_draining(buffer, net::nothrow)
                              : up_->stream.async_read_some(buffer, net::nothrow);
       auto [ec, n] = co_await std::move(read);
       first_read = false;

@@ -89,7 +89,6 @@ Session::Session(net::tcp::socket client, const net::tcp::endpoint& peer, std::s
       client_ip_(net::to_ip(peer.address())),
       deadline_(client_.get_executor()),
       req_(http::Parser::Kind::request, snap_->config.limits) {
-  net::tune_socket(client_.socket());
   client_ip_string_ = client_ip_.to_string();
   std::error_code ec;
   local_port_ = client_.socket().local_endpoint(ec).port();
@@ -498,7 +497,9 @@ net::awaitable<bool> Session::answer_refusal(const policy::Decision& d, bool bod
 // bytes) the read goes to a small buffer in the session and is copied over: the connection holds
 // no block while it waits, and on a plain socket the wait is a read queued on the socket (one
 // receive that finds nothing, none to re-arm the descriptor). Over TLS, what a record holds beyond
-// the small buffer stays in OpenSSL for the next read, which needs no wait.
+// the small buffer stays in OpenSSL for the next read, which needs no wait. Every such read is
+// answered by a write to the client (the response, the tunnel's), so it may be a draining read
+// (net/drain_read.hpp): after the one that read a whole request, the next waits without a recv(2).
 net::awaitable<std::tuple<std::error_code, std::size_t>> Session::client_read_op() {
   read_into_first_bytes_ = cbuf_.empty();
   char* to = first_bytes_.data();
@@ -510,7 +511,7 @@ net::awaitable<std::tuple<std::error_code, std::size_t>> Session::client_read_op
     // Full: an empty read of the socket itself completes at once with nothing (no TLS call).
     if (cap == 0) return client_.socket().async_read_some(asio::mutable_buffer(), net::nothrow);
   }
-  return client_.async_read_some(asio::buffer(to, cap), net::nothrow);
+  return client_.async_read_draining(asio::buffer(to, cap), net::nothrow);
 }
 
 std::pair<std::error_code, std::size_t> Session::client_read_result(std::error_code ec, std::size_t n) {

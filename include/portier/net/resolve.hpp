@@ -42,7 +42,8 @@ awaitable<Result<Connected>> connect_any(const std::vector<tcp::endpoint>& endpo
                                          Clock::duration attempt_timeout,
                                          const std::optional<IpAddress>& bind = std::nullopt);
 
-// Socket options every proxied connection gets (TCP_NODELAY).
-void tune_socket(tcp::socket& s) noexcept;
+// Socket options every proxied connection gets: TCP_NODELAY, and TCP_INQ for draining reads
+// (drain_read.hpp). Set on a listening socket, Linux copies both to the sockets it accepts.
+void tune_socket(int fd) noexcept;
 
 }  // namespace portier::net

@@ -12,6 +12,7 @@
 // TLS over TCP is our TlsSocket (OpenSSL on the socket's descriptor, tls_socket.hpp); TLS inside
 // TLS has no descriptor of its own and runs asio::ssl::stream over the outer Stream.
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <memory>
 #include <string>
@@ -24,7 +25,7 @@
 
 #include "portier/core/error.hpp"
 #include "portier/net/asio.hpp"
-#include "portier/net/reply_read.hpp"
+#include "portier/net/drain_read.hpp"
 #include "portier/net/tls_socket.hpp"
 
 namespace portier::net {
@@ -106,12 +107,12 @@ class Stream {
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token);
 
-  // Reads the first bytes of the peer's answer to what was just written to it (an origin's
-  // response to the request): on a plain socket it waits for readiness without trying recv(2)
-  // first when the last read drained the socket. Only where a FIN hidden by that costs nothing;
-  // see reply_read.hpp. On TLS an ordinary read.
+  // A read after which this side writes to the peer: the first read of an origin's answer to
+  // the request just written, a client's request head. On a plain socket it is a draining read
+  // (drain_read.hpp): when it leaves the socket empty, the next read waits for readiness without
+  // trying recv(2) first. On TLS an ordinary read.
   template <class MutableBuffers, class Token>
-  auto async_read_reply(const MutableBuffers& buffers, Token&& token);
+  auto async_read_draining(const MutableBuffers& buffers, Token&& token);
 
   // Puts a TLS client over what this stream carries now and runs the handshake, bounded by
   // `timeout`. Errors: tls_failed (502, Side::upstream) naming `where` and OpenSSL's reason
@@ -134,25 +135,22 @@ class Stream {
   decltype(auto) on_tls(F&& f);
 
   std::variant<tcp::socket, std::unique_ptr<TlsOverTcp>, std::unique_ptr<TlsInTls>> layer_;
-  // A reply read ran: ordinary reads call recv(2) themselves before waiting (reply_read.hpp).
+  // A draining read ran: ordinary reads call recv(2) themselves before waiting (drain_read.hpp).
   bool recv_first_ = false;
 };
 
 namespace detail {
 
-// recv(2) now, without waiting: bytes, or eof, an error, or would_block when nothing is there.
-std::size_t recv_now(tcp::socket& socket, asio::mutable_buffer b, std::error_code& ec) noexcept;
-
-// An ordinary read after a reply read: what recv(2) returns now, or else a wait for readiness
-// (whose edge nothing can have consumed: the socket was just found empty).
+// An ordinary read after a draining read: what recv(2) returns now, or else a wait for
+// readiness (whose edge nothing can have consumed: the socket was just found empty).
 template <class Token>
 auto async_recv_first(tcp::socket& socket, asio::mutable_buffer b, Token&& token) {
   return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
       [&socket, b](auto handler) {
         std::error_code ec;
-        const std::size_t n = recv_now(socket, b, ec);
-        if (ec == asio::error::would_block) {
-          socket.async_read_some(ReplyBuffer(b), std::move(handler));
+        std::size_t n = 0;
+        if (recv_reporting_drain(socket.native_handle(), b, MSG_DONTWAIT, ec, n) == RecvOutcome::would_block) {
+          socket.async_read_some(DrainingBuffer(b), std::move(handler));
           return;
         }
         // Completes through the io_context, never inside the initiating call.
@@ -188,10 +186,10 @@ auto Stream::async_read_some(const MutableBuffers& buffers, Token&& token) {
 }
 
 template <class MutableBuffers, class Token>
-auto Stream::async_read_reply(const MutableBuffers& buffers, Token&& token) {
+auto Stream::async_read_draining(const MutableBuffers& buffers, Token&& token) {
   if (auto* s = std::get_if<tcp::socket>(&layer_)) {
-    recv_first_ = kReplyReadsMarkDrained;
-    return s->async_read_some(ReplyBuffer(asio::mutable_buffer(*asio::buffer_sequence_begin(buffers))),
+    recv_first_ = kDrainingReads;
+    return s->async_read_some(DrainingBuffer(asio::mutable_buffer(*asio::buffer_sequence_begin(buffers))),
                               std::forward<Token>(token));
   }
   return on_tls([&](auto& tls) { return tls.async_read_some(buffers, std::forward<Token>(token)); });

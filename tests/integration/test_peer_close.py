@@ -1,10 +1,12 @@
-"""An origin whose last bytes and FIN arrive in one segment, in forward and reverse mode.
+"""A peer whose last bytes and FIN arrive in one segment: an origin after its answer, a client after
+its request; in forward and reverse mode.
 
-portier reads an origin's response without first trying recv(2) when the previous read drained the
-socket (include/portier/net/reply_read.hpp). Such a mark can hide a FIN that came with the last
-bytes read: these tests make the origin send its answer and FIN as one TCP segment (TCP_CORK, then
-shutdown) and check that nothing waits for a readiness edge that never comes. Each client waits at
-most 5 s; the proxy's response timeout is 60 s, so a hang shows as a client timeout."""
+portier's draining reads (include/portier/net/drain_read.hpp) tell Asio when a read left the socket
+empty, so that the next read waits for epoll without trying recv(2) first. A mark that is wrong
+waits for a readiness edge that never comes, and the way to get it wrong is a FIN that came with
+the last bytes read. These tests make the peer send its bytes and FIN as one TCP segment (TCP_CORK,
+then shutdown) and check that nothing waits. Each client waits at most 5 s; the proxy's response
+and keep-alive timeouts are 60 s, so a hang shows as a client timeout."""
 import hashlib
 import socket
 
@@ -49,7 +51,7 @@ def close_delimited_answer(size):
     return answer
 
 
-class OriginCloseCases:
+class PeerCloseCases:
     """Mixed into a forward and a reverse test case; they provide start(origin) and
     target(origin, path): the request target the proxy gets."""
 
@@ -68,8 +70,8 @@ class OriginCloseCases:
         return c.read_response()
 
     def test_keep_alive_answer_then_close_next_request_goes_to_a_new_connection(self):
-        # The first answer's FIN is hidden behind a drained mark on the pooled connection; the
-        # second request goes out on it, draws the origin's RST, and is retried on a new one.
+        # The first answer's FIN comes with its last bytes. The second request must not be lost to
+        # the closed connection: it goes to a new one (found closed, or retried after the RST).
         o = self.origin(keep_alive_answer)
         self.start(o)
         c = self.client()
@@ -110,7 +112,52 @@ class OriginCloseCases:
             self.assertEqual(r.body, ("answer for /n%d\n" % i).encode())
 
 
-class ForwardOriginClose(OriginCloseCases, ProxyTestCase):
+    # The client side: a request and the client's FIN in one segment.
+
+    def corked_client_send(self, c, data):
+        """Sends `data` and the FIN as one segment."""
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        c.send(data)
+        c.shutdown_write()
+
+    def request(self, origin, path):
+        return ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.target(origin, path), origin.hostport)).encode()
+
+    def test_request_and_fin_in_one_segment_answered_then_closed(self):
+        o = self.start_origin()
+        self.start(o)
+        c = self.client()
+        self.corked_client_send(c, self.request(o, "/only"))
+        self.assertStatus(c.read_response(), 200)
+        self.assertClosed(c, timeout=CLIENT_TIMEOUT, msg="a client that sent its FIN with the request")
+
+    def test_second_request_and_fin_in_one_segment_after_a_drained_read(self):
+        # The first request's read left the socket empty (a drained mark): the second request and
+        # the FIN arrive together on the next readiness edge, and the FIN must still be seen.
+        o = self.start_origin()
+        self.start(o)
+        c = self.client()
+        for i in range(3):
+            c.send(self.request(o, "/k%d" % i))
+            self.assertStatus(c.read_response(), 200, "keep-alive request %d" % i)
+        self.corked_client_send(c, self.request(o, "/last"))
+        self.assertStatus(c.read_response(), 200)
+        self.assertClosed(c, timeout=CLIENT_TIMEOUT, msg="a client that sent its FIN with its last request")
+
+    def test_pipelined_requests_and_fin_in_one_segment(self):
+        o = self.start_origin()
+        self.start(o)
+        c = self.client()
+        c.send(self.request(o, "/first"))
+        self.assertStatus(c.read_response(), 200)
+        self.corked_client_send(c, self.request(o, "/p1") + self.request(o, "/p2"))
+        for path in ("/p1", "/p2"):
+            self.assertStatus(c.read_response(), 200, path)
+        self.assertClosed(c, timeout=CLIENT_TIMEOUT, msg="a client that sent its FIN with two pipelined requests")
+
+
+class ForwardPeerClose(PeerCloseCases, ProxyTestCase):
     def start(self, origin):
         self.start_portier(TIMEOUTS)
 
@@ -118,7 +165,7 @@ class ForwardOriginClose(OriginCloseCases, ProxyTestCase):
         return "http://%s%s" % (origin.hostport, path)
 
 
-class ReverseOriginClose(OriginCloseCases, ProxyTestCase):
+class ReversePeerClose(PeerCloseCases, ProxyTestCase):
     def start(self, origin):
         cfg = {"listeners": [{"name": "site", "listen": ["127.0.0.1:0"], "mode": "reverse"}],
                "reverse": {"routes": [{"name": "all", "pool": "app"}],
