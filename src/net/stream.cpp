@@ -45,7 +45,7 @@ detail::RecvOutcome detail::recv_reporting_drain(int fd, asio::mutable_buffer b,
         return RecvOutcome::would_block;
       }
       ec = std::error_code(errno, asio::error::get_system_category());
-      return RecvOutcome::done;
+      return RecvOutcome::unknown;
     }
     n = static_cast<std::size_t>(got);
     if (got == 0 && b.size() != 0) {
@@ -57,10 +57,10 @@ detail::RecvOutcome detail::recv_reporting_drain(int fd, asio::mutable_buffer b,
       if (c->cmsg_level == IPPROTO_TCP && c->cmsg_type == TCP_CM_INQ && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
         int left = 0;
         std::memcpy(&left, CMSG_DATA(c), sizeof left);
-        return left == 0 ? RecvOutcome::drained : RecvOutcome::done;
+        return left == 0 ? RecvOutcome::drained : RecvOutcome::more;
       }
     }
-    return RecvOutcome::done;  // no count (TCP_INQ not set): nothing known
+    return RecvOutcome::unknown;  // no count: TCP_INQ not set
   }
 }
 

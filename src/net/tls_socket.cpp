@@ -19,7 +19,65 @@ TlsSocket::TlsSocket(tcp::socket socket, SSL* ssl) : socket_(std::move(socket)),
   // Bytes read ahead stay inside OpenSSL; every operation calls OpenSSL before it waits, so they
   // are found without a readiness event.
   SSL_set_read_ahead(ssl_, 1);
-  ok_ = !ec && SSL_set_fd(ssl_, socket_.native_handle()) == 1;
+  if (ec) return;
+  // OpenSSL writes through its own socket BIO and reads through ours (bio_read), which learns
+  // from each read whether the socket is left empty. Both leave the descriptor to socket_.
+  BIO* rbio = BIO_new(read_bio_method());
+  BIO* wbio = BIO_new_socket(socket_.native_handle(), BIO_NOCLOSE);
+  if (rbio == nullptr || wbio == nullptr) {
+    BIO_free(rbio);
+    BIO_free(wbio);
+    return;
+  }
+  BIO_set_data(rbio, this);
+  BIO_set_init(rbio, 1);
+  SSL_set0_rbio(ssl_, rbio);
+  SSL_set0_wbio(ssl_, wbio);
+  ok_ = true;
+}
+
+// A draining read of the socket (drain_read.hpp) in the shape of a BIO read.
+int TlsSocket::bio_read(BIO* bio, char* data, int size) {
+  auto* self = static_cast<TlsSocket*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  if (size <= 0) return 0;
+  std::error_code ec;
+  std::size_t n = 0;
+  const auto r = detail::recv_reporting_drain(self->socket_.native_handle(),
+                                              asio::mutable_buffer(data, static_cast<std::size_t>(size)), 0, ec, n);
+  switch (r) {
+    case detail::RecvOutcome::would_block:
+      self->socket_input_ = Left::nothing;
+      BIO_set_retry_read(bio);
+      errno = EAGAIN;
+      return -1;
+    case detail::RecvOutcome::drained:
+      self->socket_input_ = ec ? Left::unknown : Left::nothing;
+      break;
+    case detail::RecvOutcome::more:
+      self->socket_input_ = Left::something;
+      break;
+    case detail::RecvOutcome::unknown:
+      self->socket_input_ = Left::unknown;
+      break;
+  }
+  if (ec == asio::error::eof) return 0;
+  if (ec) {
+    errno = ec.value();
+    return -1;
+  }
+  return static_cast<int>(n);
+}
+
+BIO_METHOD* TlsSocket::read_bio_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "portier socket read");
+    if (m == nullptr) return m;
+    BIO_meth_set_read(m, &TlsSocket::bio_read);
+    BIO_meth_set_ctrl(m, [](BIO*, int cmd, long, void*) -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; });
+    return m;
+  }();
+  return method;
 }
 
 TlsSocket::~TlsSocket() { SSL_free(ssl_); }  // the socket BIO does not own the descriptor: socket_ closes it

@@ -9,10 +9,12 @@ then shutdown) and check that nothing waits. Each client waits at most 5 s; the 
 and keep-alive timeouts are 60 s, so a hang shows as a client timeout."""
 import hashlib
 import socket
+import ssl
 
 from tests.integration.helpers import ProxyTestCase
 from tests.support.clients import HttpConn
 from tests.support.origins import ConnReader, _Server, pattern_bytes, pattern_sha256
+from tests.support.tls import make_self_signed, tls_client_context
 
 CLIENT_TIMEOUT = 5.0
 TIMEOUTS = {"timeouts": {"response_ms": 60000, "keepalive_ms": 60000}}
@@ -52,8 +54,8 @@ def close_delimited_answer(size):
 
 
 class PeerCloseCases:
-    """Mixed into a forward and a reverse test case; they provide start(origin) and
-    target(origin, path): the request target the proxy gets."""
+    """The origin side. Mixed into a forward and a reverse test case; they provide start(origin)
+    and target(origin, path): the request target the proxy gets."""
 
     def origin(self, answer):
         o = OneAnswerOrigin(answer)
@@ -112,14 +114,16 @@ class PeerCloseCases:
             self.assertEqual(r.body, ("answer for /n%d\n" % i).encode())
 
 
-    # The client side: a request and the client's FIN in one segment.
+class ClientCloseCases:
+    """The client side: a request and the client's FIN in one segment. Mixed into test cases that
+    provide start(origin), target(origin, path) and client()."""
 
     def corked_client_send(self, c, data):
         """Sends `data` and the FIN as one segment."""
         c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
         c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
         c.send(data)
-        c.shutdown_write()
+        c.sock.shutdown(socket.SHUT_WR)  # the TCP FIN; over TLS without close_notify
 
     def request(self, origin, path):
         return ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.target(origin, path), origin.hostport)).encode()
@@ -157,7 +161,7 @@ class PeerCloseCases:
         self.assertClosed(c, timeout=CLIENT_TIMEOUT, msg="a client that sent its FIN with two pipelined requests")
 
 
-class ForwardPeerClose(PeerCloseCases, ProxyTestCase):
+class ForwardPeerClose(PeerCloseCases, ClientCloseCases, ProxyTestCase):
     def start(self, origin):
         self.start_portier(TIMEOUTS)
 
@@ -165,7 +169,7 @@ class ForwardPeerClose(PeerCloseCases, ProxyTestCase):
         return "http://%s%s" % (origin.hostport, path)
 
 
-class ReversePeerClose(PeerCloseCases, ProxyTestCase):
+class ReversePeerClose(PeerCloseCases, ClientCloseCases, ProxyTestCase):
     def start(self, origin):
         cfg = {"listeners": [{"name": "site", "listen": ["127.0.0.1:0"], "mode": "reverse"}],
                "reverse": {"routes": [{"name": "all", "pool": "app"}],
@@ -175,3 +179,88 @@ class ReversePeerClose(PeerCloseCases, ProxyTestCase):
 
     def target(self, origin, path):
         return path
+
+
+class TlsOverSocket:
+    """A TLS client over a plain socket through memory BIOs, so that the test decides what goes on
+    the wire and when: setsockopt and shutdown reach the TCP socket, and shutdown(SHUT_WR) sends a
+    FIN without a close_notify. Socket-like enough for HttpConn."""
+
+    def __init__(self, raw, context, server_name="localhost"):
+        self.raw = raw
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=server_name)
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._pull()
+        self._flush()
+
+    def _flush(self):
+        data = self.outgoing.read()
+        if data:
+            self.raw.sendall(data)
+
+    def _pull(self):
+        data = self.raw.recv(65536)
+        if data:
+            self.incoming.write(data)
+        else:
+            self.incoming.write_eof()
+
+    def recv(self, n):
+        while True:
+            try:
+                return self.tls.read(n)
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._pull()
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+
+    def sendall(self, data):
+        self.tls.write(data)
+        self._flush()
+
+    def settimeout(self, t):
+        self.raw.settimeout(t)
+
+    def setsockopt(self, *args):
+        self.raw.setsockopt(*args)
+
+    def shutdown(self, how):
+        self.raw.shutdown(how)
+
+    def fileno(self):
+        return self.raw.fileno()
+
+    def close(self):
+        self.raw.close()
+
+
+class ReverseTlsClientClose(ClientCloseCases, ProxyTestCase):
+    """The client cases on an HTTPS reverse listener: OpenSSL reads the socket through portier's
+    BIO, a draining read (include/portier/net/tls_socket.hpp)."""
+
+    def start(self, origin):
+        self.cert, self.key = make_self_signed(self.make_tmpdir(), "site")
+        cfg = {"listeners": [{"name": "site", "listen": ["127.0.0.1:0"], "mode": "reverse",
+                              "tls": {"cert_file": self.cert, "key_file": self.key}}],
+               "reverse": {"routes": [{"name": "all", "pool": "app"}],
+                           "pools": {"app": {"backends": [origin.hostport]}}}}
+        cfg.update(TIMEOUTS)
+        self.start_portier(cfg)
+
+    def target(self, origin, path):
+        return path
+
+    def client(self):
+        raw = socket.create_connection((self.portier.host, self.portier.port), timeout=CLIENT_TIMEOUT)
+        self.addCleanup(raw.close)
+        c = HttpConn(None, None, timeout=CLIENT_TIMEOUT, sock=TlsOverSocket(raw, tls_client_context(self.cert)))
+        self.addCleanup(c.close)
+        return c

@@ -26,6 +26,9 @@
 // or dropped), and a client's request heads (which are answered). The cost left is one case: a
 // client that sends part of a head and then resets is noticed at the header timeout, not at once.
 //
+// TLS over TCP reads the socket in OpenSSL, through a BIO that calls recv_reporting_drain() below
+// and remembers the answer; its draining reads wait with a ReadinessBuffer read (tls_socket.hpp).
+//
 // The behaviour is Asio's receive operation with its perform step specialised for this buffer
 // type; it depends on Asio internals, so it is compiled only for the Asio versions it was written
 // against (1.22, Debian 12). With any other version a DrainingBuffer read is an ordinary read.
@@ -47,14 +50,35 @@ class DrainingBuffer : public asio::mutable_buffer {
   const asio::mutable_buffer* end() const noexcept { return static_cast<const asio::mutable_buffer*>(this) + 1; }
 };
 
+// A readiness read: a read operation that reads nothing and completes as soon as the reactor
+// lets it run, marking the socket drained. TLS over TCP waits with it when its own reads (OpenSSL's,
+// through the socket BIO in tls_socket.cpp) found the socket empty: it is queued without the
+// epoll_ctl(2) that a readiness wait (async_wait) costs, and completes on the next readiness edge,
+// or at once when an edge came since the last one (tls_socket.hpp). The byte it points at is never
+// touched. Only with kDrainingReads: otherwise it would be an ordinary read.
+class ReadinessBuffer : public asio::mutable_buffer {
+ public:
+  ReadinessBuffer() noexcept : asio::mutable_buffer(&unused_, 1) {}
+  ReadinessBuffer(const ReadinessBuffer&) noexcept : ReadinessBuffer() {}
+  ReadinessBuffer& operator=(const ReadinessBuffer&) noexcept { return *this; }
+  const asio::mutable_buffer* begin() const noexcept { return this; }
+  const asio::mutable_buffer* end() const noexcept { return static_cast<const asio::mutable_buffer*>(this) + 1; }
+
+ private:
+  char unused_ = 0;
+};
+
 inline constexpr bool kDrainingReads = PORTIER_DRAINING_READS == 1;
 
 namespace detail {
 
-enum class RecvOutcome { would_block, done, drained };
+// What a read did and learnt of what is left: nothing was there (would_block); it read and the
+// kernel said nothing is left, not even a FIN (drained; also end of stream); it read and the kernel
+// said something is left (more); it read or failed and nothing is known of the rest (unknown).
+enum class RecvOutcome { would_block, drained, more, unknown };
 
-// One recvmsg(2) into `b` asking for TCP_INQ's count: bytes (n), end of stream (eof), an error,
-// or would_block. `drained` when the kernel said nothing, not even a FIN, is left to read.
+// One recvmsg(2) into `b` asking for TCP_INQ's count: bytes (n), end of stream (eof), an error, or
+// would_block.
 RecvOutcome recv_reporting_drain(int fd, asio::mutable_buffer b, int flags, std::error_code& ec,
                                  std::size_t& n) noexcept;
 
@@ -74,6 +98,16 @@ inline reactor_op::status reactive_socket_recv_op_base<portier::net::DrainingBuf
       portier::net::detail::recv_reporting_drain(o->socket_, o->buffers_, o->flags_, o->ec_, o->bytes_transferred_);
   if (r == RecvOutcome::would_block) return not_done;
   return r == RecvOutcome::drained ? done_and_exhausted : done;
+}
+
+// Reads nothing: whoever waits reads the socket itself (OpenSSL). Completing marks the socket
+// drained, so that the next readiness read waits for the next edge.
+template <>
+inline reactor_op::status reactive_socket_recv_op_base<portier::net::ReadinessBuffer>::do_perform(reactor_op* base) {
+  auto* o = static_cast<reactive_socket_recv_op_base*>(base);
+  o->ec_ = asio::error_code();
+  o->bytes_transferred_ = 0;
+  return done_and_exhausted;
 }
 
 }  // namespace asio::detail

@@ -110,7 +110,8 @@ class Stream {
   // A read after which this side writes to the peer: the first read of an origin's answer to
   // the request just written, a client's request head. On a plain socket it is a draining read
   // (drain_read.hpp): when it leaves the socket empty, the next read waits for readiness without
-  // trying recv(2) first. On TLS an ordinary read.
+  // trying recv(2) first. Over TLS over TCP a socket known empty is waited for without
+  // epoll_ctl(2) (tls_socket.hpp); TLS inside TLS reads as usual.
   template <class MutableBuffers, class Token>
   auto async_read_draining(const MutableBuffers& buffers, Token&& token);
 
@@ -192,7 +193,10 @@ auto Stream::async_read_draining(const MutableBuffers& buffers, Token&& token) {
     return s->async_read_some(DrainingBuffer(asio::mutable_buffer(*asio::buffer_sequence_begin(buffers))),
                               std::forward<Token>(token));
   }
-  return on_tls([&](auto& tls) { return tls.async_read_some(buffers, std::forward<Token>(token)); });
+  if (auto* t = std::get_if<std::unique_ptr<TlsOverTcp>>(&layer_)) {
+    return (*t)->async_read_draining(buffers, std::forward<Token>(token));
+  }
+  return std::get<std::unique_ptr<TlsInTls>>(layer_)->tls.async_read_some(buffers, std::forward<Token>(token));
 }
 
 template <class ConstBuffers, class Token>

@@ -8,8 +8,13 @@
 //
 // Each operation is: call OpenSSL; on SSL_ERROR_WANT_READ / WANT_WRITE wait for that readiness of
 // the socket, then call again. A read whose bytes are not inside OpenSSL yet (SSL_has_pending:
-// neither decrypted nor read ahead) waits first instead: between keep-alive requests the call
-// would only meet EAGAIN, a wasted read(2) per request. An operation that finishes at once
+// neither decrypted nor read ahead) waits first instead, unless the kernel said bytes are left:
+// between keep-alive requests the call would only meet EAGAIN, a wasted read(2) per request.
+// OpenSSL reads the socket through our BIO, which is a draining read (drain_read.hpp): it knows
+// from TCP_INQ whether the socket is empty. A draining read whose socket is known empty waits
+// with a readiness read, which costs no epoll_ctl(2); other reads wait with async_wait, which
+// re-arms the descriptor and so also reports a reset hidden behind the last bytes (see
+// drain_read.hpp for why only some reads may drain). An operation that finishes at once
 // completes later through the io_context (see TlsOp::start), never inside the initiating call:
 // Asio 1.22 has no immediate executors, and a handler run inline could recurse without bound.
 //
@@ -58,6 +63,7 @@
 #include <asio/ssl/stream_base.hpp>
 
 #include "portier/net/asio.hpp"
+#include "portier/net/drain_read.hpp"
 
 namespace portier::net {
 
@@ -82,6 +88,9 @@ class TlsSocket {
   // void(error_code, size_t); reads into the first non-empty buffer (as asio::ssl::stream does).
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token);
+  // The same, as a draining read (Stream::async_read_draining).
+  template <class MutableBuffers, class Token>
+  auto async_read_draining(const MutableBuffers& buffers, Token&& token);
   // void(error_code, size_t); small buffers are gathered into one TLS record (see kGather).
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token);
@@ -103,6 +112,9 @@ class TlsSocket {
 
   // OpenSSL holds received bytes not yet returned (decrypted, or read ahead and still encrypted).
   bool holds_input() const noexcept { return SSL_has_pending(ssl_) == 1; }
+  // What OpenSSL's last read of the socket (through our BIO) learnt of what is left in it.
+  enum class Left { unknown, nothing, something };
+  Left socket_input() const noexcept { return socket_input_; }
 
   // One attempt of each operation (public for the operation objects below, not for callers).
   Step read_step(void* data, std::size_t size);
@@ -120,9 +132,12 @@ class TlsSocket {
 
  private:
   Step failed(int ret, int sys_errno);
+  static int bio_read(BIO* bio, char* data, int size);
+  static BIO_METHOD* read_bio_method();
 
   tcp::socket socket_;
   SSL* ssl_;
+  Left socket_input_ = Left::unknown;
   bool ok_ = false;
   bool fatal_ = false;  // SSL_ERROR_SSL / SSL_ERROR_SYSCALL: no more I/O, no close_notify
   std::unique_ptr<char[]> write_hold_;
@@ -135,6 +150,7 @@ struct TlsRead {
   static constexpr bool sized = true;
   void* data;
   std::size_t size;
+  bool draining;
   TlsSocket::Step operator()(TlsSocket& s) const { return s.read_step(data, size); }
 };
 struct TlsWrite {
@@ -167,9 +183,10 @@ class TlsOp {
 
   void start() {
     if constexpr (std::is_same_v<Action, TlsRead>) {
-      // Nothing inside OpenSSL: wait first. Trying SSL_read now would mostly cost a read(2) that
-      // meets EAGAIN (a keep-alive connection between requests); the wait is level-triggered.
-      if (action_.size != 0 && !s_->holds_input()) {
+      // Nothing inside OpenSSL, and the socket not known to hold more: wait first. Trying
+      // SSL_read now would mostly cost a read(2) that meets EAGAIN (a keep-alive connection
+      // between requests).
+      if (action_.size != 0 && !s_->holds_input() && s_->socket_input() != TlsSocket::Left::something) {
         wait(TlsSocket::Want::read);
         return;
       }
@@ -187,6 +204,7 @@ class TlsOp {
     // operation with the caller's executor and allocator; asio::ssl::stream does the same. It
     // costs about half of asio::post on an any_io_executor (measured: 700 vs 1,350 instructions).
     result_ = r;
+    finished_ = true;
     s_->socket().async_read_some(asio::mutable_buffer(), std::move(*this));
   }
 
@@ -204,13 +222,26 @@ class TlsOp {
     complete(r.ec, r.n);
   }
 
-  // The zero-byte read that completes an operation that finished at once.
-  void operator()(std::error_code, std::size_t) { complete(result_.ec, result_.n); }
+  // The zero-byte read that completes an operation that finished at once, or a readiness read.
+  void operator()(std::error_code ec, std::size_t) {
+    if (finished_) {
+      complete(result_.ec, result_.n);
+    } else {
+      (*this)(ec);
+    }
+  }
 
   const Handler& handler() const noexcept { return handler_; }
 
  private:
   void wait(TlsSocket::Want want) {
+    if constexpr (std::is_same_v<Action, TlsRead>) {
+      if (kDrainingReads && want == TlsSocket::Want::read && action_.draining &&
+          s_->socket_input() == TlsSocket::Left::nothing) {
+        s_->socket().async_read_some(ReadinessBuffer(), std::move(*this));
+        return;
+      }
+    }
     auto w = want == TlsSocket::Want::read ? tcp::socket::wait_read : tcp::socket::wait_write;
     s_->socket().async_wait(w, std::move(*this));
   }
@@ -227,6 +258,7 @@ class TlsOp {
   Action action_;
   Handler handler_;
   TlsSocket::Step result_;
+  bool finished_ = false;
 };
 
 // The non-empty buffers of a write, as far as they may be gathered into one record.
@@ -249,20 +281,33 @@ inline asio::const_buffer gather(const TlsWriteSource& src) {
 
 }  // namespace detail
 
+namespace detail {
+
 template <class MutableBuffers, class Token>
-auto TlsSocket::async_read_some(const MutableBuffers& buffers, Token&& token) {
+auto tls_read(TlsSocket& s, const MutableBuffers& buffers, bool draining, Token&& token) {
   asio::mutable_buffer b;
   for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
     b = asio::mutable_buffer(*it);
     if (b.size() != 0) break;
   }
   return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
-      [this](auto handler, asio::mutable_buffer b) {
-        detail::TlsOp<std::decay_t<decltype(handler)>, detail::TlsRead>(*this, detail::TlsRead{b.data(), b.size()},
-                                                                         std::move(handler))
+      [&s](auto handler, asio::mutable_buffer b, bool draining) {
+        TlsOp<std::decay_t<decltype(handler)>, TlsRead>(s, TlsRead{b.data(), b.size(), draining}, std::move(handler))
             .start();
       },
-      token, b);
+      token, b, draining);
+}
+
+}  // namespace detail
+
+template <class MutableBuffers, class Token>
+auto TlsSocket::async_read_some(const MutableBuffers& buffers, Token&& token) {
+  return detail::tls_read(*this, buffers, false, std::forward<Token>(token));
+}
+
+template <class MutableBuffers, class Token>
+auto TlsSocket::async_read_draining(const MutableBuffers& buffers, Token&& token) {
+  return detail::tls_read(*this, buffers, true, std::forward<Token>(token));
 }
 
 template <class ConstBuffers, class Token>
