@@ -55,7 +55,10 @@ class DrainingBuffer : public asio::mutable_buffer {
 // through the socket BIO in tls_socket.cpp) found the socket empty: it is queued without the
 // epoll_ctl(2) that a readiness wait (async_wait) costs, and completes on the next readiness edge,
 // or at once when an edge came since the last one (tls_socket.hpp). The byte it points at is never
-// touched. Only with kDrainingReads: otherwise it would be an ordinary read.
+// touched. Only with kDrainingReads: otherwise it would be an ordinary read. Completing ends the
+// reactor's pass over the socket's read queue (as any drained mark does), so it must be the only
+// operation waiting to read: TlsSocket uses it for draining reads only, which run when nothing
+// else reads, and no write waits to read (OpenSSL's writes want to read only in a handshake).
 class ReadinessBuffer : public asio::mutable_buffer {
  public:
   ReadinessBuffer() noexcept : asio::mutable_buffer(&unused_, 1) {}
