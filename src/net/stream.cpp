@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -62,6 +63,38 @@ detail::RecvOutcome detail::recv_reporting_drain(int fd, asio::mutable_buffer b,
     }
     return RecvOutcome::unknown;  // no count: TCP_INQ not set
   }
+}
+
+bool Stream::write_now(std::string_view& a, std::string_view& b, std::error_code& ec) {
+  if (auto* t = std::get_if<std::unique_ptr<TlsOverTcp>>(&layer_)) return (*t)->write_now(a, b, ec);
+  auto* s = std::get_if<tcp::socket>(&layer_);
+  if (s == nullptr) return false;
+  ec.clear();
+  while (!a.empty() || !b.empty()) {
+    iovec iov[2];
+    int count = 0;
+    for (std::string_view* v : {&a, &b}) {
+      if (v->empty()) continue;
+      iov[count].iov_base = const_cast<char*>(v->data());
+      iov[count].iov_len = v->size();
+      ++count;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<std::size_t>(count);
+    const ssize_t sent = ::sendmsg(s->native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+      ec = std::error_code(errno, asio::error::get_system_category());
+      return true;
+    }
+    std::size_t n = static_cast<std::size_t>(sent);
+    const std::size_t from_a = std::min(n, a.size());
+    a.remove_prefix(from_a);
+    b.remove_prefix(std::min(n - from_a, b.size()));
+  }
+  return true;
 }
 
 namespace {

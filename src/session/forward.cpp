@@ -223,7 +223,12 @@ net::awaitable<Session::Exchange> Session::exchange(const std::string& head_byte
   }
 
   deadline_.arm(net::Phase::upstream_write, response_timeout_);
-  auto [write_ec, written] = co_await upstream_write_op(head_bytes);
+  std::error_code write_ec;
+  std::string_view head_left = head_bytes, none;
+  if (!up_->stream.write_now(head_left, none, write_ec)) {
+    auto [ec, n] = co_await upstream_write_op(head_left);
+    write_ec = ec;
+  }
   auto wrote = upstream_write_result(write_ec);
   // (No co_await inside ?: here: GCC 12 miscompiles it, freeing a temporary twice.)
   Result<void> outcome = wrote;
@@ -427,7 +432,12 @@ net::awaitable<Result<void>> Session::relay_response(const http::ForwardOptions&
       body = dechunked_;
     }
     if (final_head && (!out_.empty() || !body.empty())) {
-      auto [ec, n] = co_await client_write_op(out_, body);
+      std::error_code ec;
+      std::string_view head_left = out_, body_left = body;
+      if (!client_write_now(head_left, body_left, ec)) {
+        auto [wec, n] = co_await client_write_op(head_left, body_left);
+        ec = wec;
+      }
       if (auto w = client_write_result(ec); !w) co_return w;
       response_head_sent_ = true;
       out_.clear();

@@ -541,6 +541,14 @@ net::awaitable<std::tuple<std::error_code, std::size_t>> Session::client_write_o
   return asio::async_write(client_, bufs, net::nothrow);
 }
 
+// The first attempt of a client write, without waiting (net::Stream::write_now): true when it
+// finished (or failed, ec), false when client_write_op must send what is left in a and b.
+bool Session::client_write_now(std::string_view& a, std::string_view& b, std::error_code& ec) {
+  if (aborted_) return false;  // client_write_op answers with the grace period's deadline
+  deadline_.arm(net::Phase::client_write, timeouts().response);
+  return client_.write_now(a, b, ec);
+}
+
 Result<void> Session::client_write_result(std::error_code ec) const {
   if (aborted_) return Error{errc::shutting_down, Side::internal, "shutdown grace period over"};
   if (!ec) return Result<void>{};

@@ -127,7 +127,10 @@ class Session {
   // The two halves of write_client() / write_upstream(), for the writes every request makes, where a
   // coroutine frame per call is measurable (~1% of a request each): await the operation, then
   // pass its error to the result function. The views must outlive the operation.
+  // The hot writes start with a send that does not wait (client_write_now(), Stream::write_now())
+  // and await the operation only for what that left.
   net::awaitable<std::tuple<std::error_code, std::size_t>> client_write_op(std::string_view a, std::string_view b);
+  bool client_write_now(std::string_view& a, std::string_view& b, std::error_code& ec);
   Result<void> client_write_result(std::error_code ec) const;
   net::awaitable<std::tuple<std::error_code, std::size_t>> upstream_write_op(std::string_view a,
                                                                              std::string_view b = {});

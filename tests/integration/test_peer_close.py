@@ -128,33 +128,32 @@ class ClientCloseCases:
     def request(self, origin, path):
         return ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.target(origin, path), origin.hostport)).encode()
 
-    def test_request_and_fin_in_one_segment_answered_then_closed(self):
+    def client_after(self, requests):
+        """An origin, and a client connection that has made `requests` keep-alive requests."""
         o = self.start_origin()
         self.start(o)
         c = self.client()
+        for i in range(requests):
+            c.send(self.request(o, "/k%d" % i))
+            self.assertStatus(c.read_response(), 200, "keep-alive request %d" % i)
+        return o, c
+
+    def test_request_and_fin_in_one_segment_answered_then_closed(self):
+        o, c = self.client_after(0)
         self.corked_client_send(c, self.request(o, "/only"))
         self.assertStatus(c.read_response(), 200)
         self.assertClosed(c, timeout=CLIENT_TIMEOUT, msg="a client that sent its FIN with the request")
 
     def test_second_request_and_fin_in_one_segment_after_a_drained_read(self):
-        # The first request's read left the socket empty (a drained mark): the second request and
-        # the FIN arrive together on the next readiness edge, and the FIN must still be seen.
-        o = self.start_origin()
-        self.start(o)
-        c = self.client()
-        for i in range(3):
-            c.send(self.request(o, "/k%d" % i))
-            self.assertStatus(c.read_response(), 200, "keep-alive request %d" % i)
+        # The last request's read left the socket empty (a drained mark): the next request and the
+        # FIN arrive together on the next readiness edge, and the FIN must still be seen.
+        o, c = self.client_after(3)
         self.corked_client_send(c, self.request(o, "/last"))
         self.assertStatus(c.read_response(), 200)
         self.assertClosed(c, timeout=CLIENT_TIMEOUT, msg="a client that sent its FIN with its last request")
 
     def test_pipelined_requests_and_fin_in_one_segment(self):
-        o = self.start_origin()
-        self.start(o)
-        c = self.client()
-        c.send(self.request(o, "/first"))
-        self.assertStatus(c.read_response(), 200)
+        o, c = self.client_after(1)
         self.corked_client_send(c, self.request(o, "/p1") + self.request(o, "/p2"))
         for path in ("/p1", "/p2"):
             self.assertStatus(c.read_response(), 200, path)
@@ -169,13 +168,20 @@ class ForwardPeerClose(PeerCloseCases, ClientCloseCases, ProxyTestCase):
         return "http://%s%s" % (origin.hostport, path)
 
 
+def reverse_config(origin, tls=None):
+    """One reverse listener (HTTPS with tls=(cert, key)) sending everything to `origin`."""
+    listener = {"name": "site", "listen": ["127.0.0.1:0"], "mode": "reverse"}
+    if tls:
+        listener["tls"] = {"cert_file": tls[0], "key_file": tls[1]}
+    cfg = {"listeners": [listener],
+           "reverse": {"routes": [{"name": "all", "pool": "app"}], "pools": {"app": {"backends": [origin.hostport]}}}}
+    cfg.update(TIMEOUTS)
+    return cfg
+
+
 class ReversePeerClose(PeerCloseCases, ClientCloseCases, ProxyTestCase):
     def start(self, origin):
-        cfg = {"listeners": [{"name": "site", "listen": ["127.0.0.1:0"], "mode": "reverse"}],
-               "reverse": {"routes": [{"name": "all", "pool": "app"}],
-                           "pools": {"app": {"backends": [origin.hostport]}}}}
-        cfg.update(TIMEOUTS)
-        self.start_portier(cfg)
+        self.start_portier(reverse_config(origin))
 
     def target(self, origin, path):
         return path
@@ -248,12 +254,7 @@ class ReverseTlsClientClose(ClientCloseCases, ProxyTestCase):
 
     def start(self, origin):
         self.cert, self.key = make_self_signed(self.make_tmpdir(), "site")
-        cfg = {"listeners": [{"name": "site", "listen": ["127.0.0.1:0"], "mode": "reverse",
-                              "tls": {"cert_file": self.cert, "key_file": self.key}}],
-               "reverse": {"routes": [{"name": "all", "pool": "app"}],
-                           "pools": {"app": {"backends": [origin.hostport]}}}}
-        cfg.update(TIMEOUTS)
-        self.start_portier(cfg)
+        self.start_portier(reverse_config(origin, tls=(self.cert, self.key)))
 
     def target(self, origin, path):
         return path

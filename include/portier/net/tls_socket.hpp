@@ -56,6 +56,7 @@
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -94,6 +95,9 @@ class TlsSocket {
   // void(error_code, size_t); small buffers are gathered into one TLS record (see kGather).
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token);
+  // Stream::write_now over TLS: SSL_write now, as the write operation's first attempt would; false
+  // when OpenSSL must wait (the write operation then passes the same bytes again, as OpenSSL wants).
+  bool write_now(std::string_view& a, std::string_view& b, std::error_code& ec);
   // void(error_code)
   template <class Token>
   auto async_handshake(asio::ssl::stream_base::handshake_type type, Token&& token);
