@@ -494,6 +494,17 @@ median() {   # values... ("-" ignored)
         END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || a=="-" || b=="-" || b+0==0) print "-"; else printf "%.2f", a/b }'; }
+# The median of the rounds' own ratios (a's value in round k over b's in round k): the two targets
+# of one round ran within a minute of each other, so a machine that drifts over the run moves both.
+paired_ratio() {   # "a per round" "b per round" ("-" when the rounds do not pair up)
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        na = split(a, x, " "); nb = split(b, y, " "); n = 0
+        if (na == 0 || na != nb) { print "-"; exit }
+        for (i = 1; i <= na; i++) if (x[i] != "-" && y[i] != "-" && y[i] + 0 != 0) r[++n] = x[i] / y[i]
+        if (n == 0) { print "-"; exit }
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+        printf "%.2f", (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
+}
 declare -A M
 for t in "${TARGETS[@]}"; do
     for m in rps p99 cpu conns bpr other; do
@@ -535,7 +546,17 @@ for ref in nginx haproxy; do
     printf "$rfmt" "portier/$ref p99" "$(ratio "${M[p99:portier]:-}" "${M[p99:$ref]:-}")" \
         "$(ratio "${M[p99:portier_tls]:-}" "${M[p99:${ref}_tls]:-}")"
 done
+printf "$rfmt" "ratio (median of rounds)" plain TLS
+for ref in nginx haproxy; do
+    [ -n "${PORT[$ref]:-}" ] || continue
+    for m in rps p99; do
+        printf "$rfmt" "portier/$ref ${m/rps/req/s}" "$(paired_ratio "${R[$m:portier]:-}" "${R[$m:$ref]:-}")" \
+            "$(paired_ratio "${R[$m:portier_tls]:-}" "${R[$m:${ref}_tls]:-}")"
+    done
+done
 echo "  req/s above 1 = portier serves more; p99 below 1 = portier answers sooner"
+echo "  median of rounds: the median of each round's own ratio; the targets of a round run close together in time,"
+echo "    so it is less moved by a machine whose speed drifts during the run than the ratio of the medians"
 echo "  CPU us/req: user+system time of the proxy process (nginx: its workers; direct: the backend's worker) / requests"
 echo "  bk conns/1k: connections the backend accepted per 1000 requests (near 0 = backend connections reused)"
 echo "  elsewhere: share of the machine's CPU time used by other processes than wrk, the backend and the proxy during the run;"
