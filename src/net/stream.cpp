@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -89,10 +88,7 @@ bool Stream::write_now(std::string_view& a, std::string_view& b, std::error_code
       ec = std::error_code(errno, asio::error::get_system_category());
       return true;
     }
-    std::size_t n = static_cast<std::size_t>(sent);
-    const std::size_t from_a = std::min(n, a.size());
-    a.remove_prefix(from_a);
-    b.remove_prefix(std::min(n - from_a, b.size()));
+    detail::drop_front(a, b, static_cast<std::size_t>(sent));
   }
   return true;
 }

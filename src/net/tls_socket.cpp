@@ -91,26 +91,18 @@ bool TlsSocket::write_now(std::string_view& a, std::string_view& b, std::error_c
   if (write_hold_) return false;  // a write operation is waiting: it goes first
   ec.clear();
   while (!a.empty() || !b.empty()) {
-    // The same bytes as async_write_some's first attempt: both parts gathered into one record when
-    // the first is small, else the first part alone.
-    std::string_view first = a.empty() ? b : a;
-    const bool gather = !a.empty() && !b.empty() && a.size() < kGather;
-    if (gather) {
-      char* out = gather_buffer();
-      const std::size_t from_b = std::min(b.size(), kGather - a.size());
-      std::memcpy(out, a.data(), a.size());
-      std::memcpy(out + a.size(), b.data(), from_b);
-      first = std::string_view(out, a.size() + from_b);
-    }
+    detail::TlsWriteSource src;
+    for (std::string_view v : {a, b})
+      if (!v.empty()) src.parts[src.count++] = asio::const_buffer(v.data(), v.size());
+    bool gathered = false;
+    const asio::const_buffer first = detail::first_write(src, gathered);
     const Step r = write_step(first.data(), first.size());
-    if (r.want != Want::nothing) return false;
+    if (r.want != Want::nothing) return false;  // the operation passes the same bytes again
     if (r.ec) {
       ec = r.ec;
       return true;
     }
-    const std::size_t from_a = std::min(r.n, a.size());
-    a.remove_prefix(from_a);
-    b.remove_prefix(std::min(r.n - from_a, b.size()));
+    detail::drop_front(a, b, r.n);
   }
   return true;
 }

@@ -497,13 +497,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || a=="-" || b=="-"
 # The median of the rounds' own ratios (a's value in round k over b's in round k): the two targets
 # of one round ran within a minute of each other, so a machine that drifts over the run moves both.
 paired_ratio() {   # "a per round" "b per round" ("-" when the rounds do not pair up)
-    awk -v a="$1" -v b="$2" 'BEGIN {
-        na = split(a, x, " "); nb = split(b, y, " "); n = 0
-        if (na == 0 || na != nb) { print "-"; exit }
-        for (i = 1; i <= na; i++) if (x[i] != "-" && y[i] != "-" && y[i] + 0 != 0) r[++n] = x[i] / y[i]
-        if (n == 0) { print "-"; exit }
-        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
-        printf "%.2f", (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
+    local m
+    # shellcheck disable=SC2046   # one ratio per word
+    m=$(median $(awk -v a="$1" -v b="$2" 'BEGIN {
+        na = split(a, x, " "); nb = split(b, y, " ")
+        if (na != nb) exit
+        for (i = 1; i <= na; i++) if (x[i] != "-" && y[i] != "-" && y[i] + 0 != 0) print x[i] / y[i] }'))
+    [ "$m" = "-" ] && { echo "-"; return; }
+    printf '%.2f' "$m"
 }
 declare -A M
 for t in "${TARGETS[@]}"; do

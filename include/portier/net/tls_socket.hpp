@@ -283,9 +283,20 @@ inline asio::const_buffer gather(const TlsWriteSource& src) {
   return asio::const_buffer(out, n);
 }
 
-}  // namespace detail
+// What a write's first SSL_write gets: the parts gathered into one record when the first is small,
+// else the first part alone. TlsSocket::write_now() must pass the same bytes as the operation.
+inline asio::const_buffer first_write(const TlsWriteSource& src, bool& gathered) {
+  gathered = src.count > 1 && src.parts[0].size() < TlsSocket::kGather;
+  if (gathered) return gather(src);
+  return src.count == 0 ? asio::const_buffer() : src.parts[0];
+}
 
-namespace detail {
+// Drops the first n bytes of a then b (a write sent them).
+inline void drop_front(std::string_view& a, std::string_view& b, std::size_t n) noexcept {
+  const std::size_t from_a = std::min(n, a.size());
+  a.remove_prefix(from_a);
+  b.remove_prefix(std::min(n - from_a, b.size()));
+}
 
 template <class MutableBuffers, class Token>
 auto tls_read(TlsSocket& s, const MutableBuffers& buffers, bool draining, Token&& token) {
@@ -328,12 +339,8 @@ auto TlsSocket::async_write_some(const ConstBuffers& buffers, Token&& token) {
   }
   return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
       [this](auto handler, const detail::TlsWriteSource& src) {
-        asio::const_buffer b = src.count == 0 ? asio::const_buffer() : src.parts[0];
         bool gathered = false;
-        if (src.count > 1 && b.size() < kGather) {
-          b = detail::gather(src);
-          gathered = true;
-        }
+        const asio::const_buffer b = detail::first_write(src, gathered);
         detail::TlsOp<std::decay_t<decltype(handler)>, detail::TlsWrite>(
             *this, detail::TlsWrite{b.data(), b.size(), gathered}, std::move(handler))
             .start();
